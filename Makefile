@@ -1,0 +1,51 @@
+# logbench: every target creates the virtual environment it needs.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SCENARIO ?= scenarios/baseline.py
+export RAY_USAGE_STATS_ENABLED = 0
+
+.PHONY: venv run test lint typecheck unit demo bench peers validate gate clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test,peers]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## The main job: run a benchmark scenario, write its result file and print a summary.
+run: $(STAMP)
+	$(BIN)/logbench run $(SCENARIO)
+
+lint: $(STAMP)
+	$(BIN)/ruff check logpipe harness scenarios bench tests
+	$(BIN)/ruff format --check logpipe harness scenarios bench tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -q tests
+
+test: lint typecheck unit
+
+demo: $(STAMP)
+	$(BIN)/logbench demo
+
+bench: $(STAMP)
+	$(BIN)/pytest bench --benchmark-only
+
+peers: $(STAMP)
+	$(BIN)/logbench peers
+
+validate: $(STAMP)
+	$(BIN)/logbench validate
+
+gate: $(STAMP)
+	$(BIN)/logbench gate scenarios/smoke.py --baseline results/baselines/smoke.json --normalize
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks

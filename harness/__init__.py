@@ -1,0 +1,1 @@
+"""harness: scenarios, runner, results and statistics for benchmarking logpipe."""

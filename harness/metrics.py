@@ -1,0 +1,233 @@
+"""The metric vocabulary: every public metric name, its unit, direction and definition.
+
+Thresholds, comparisons, gates, exports and reports refer to metrics only by
+these dotted names. ``direction`` says which way is good: ``"higher"``,
+``"lower"``, or ``None`` for metrics that are facts rather than scores (counts
+used by integrity checks). The definitions here are the ones written in
+``docs/metrics.md``; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MetricDef:
+    """Definition of one public metric."""
+
+    name: str
+    unit: str
+    direction: str | None  # "higher", "lower" or None
+    description: str
+    # Compared by default in `logbench compare` / gated in `logbench gate`.
+    gated: bool = False
+    # Throughput-like metrics can be normalised by the machine calibration.
+    normalizable: bool = False
+
+
+_DEFS = (
+    MetricDef(
+        "throughput.lines_per_s",
+        "lines/s",
+        "higher",
+        "Lines fully aggregated (parsed + rejected) per second of wall time over the "
+        "steady-state window (after warm-up, until the last batch completes).",
+        gated=True,
+        normalizable=True,
+    ),
+    MetricDef(
+        "throughput.mb_per_s",
+        "MB/s",
+        "higher",
+        "Raw (uncompressed) log megabytes (10^6 bytes) aggregated per second over the "
+        "steady-state window.",
+        normalizable=True,
+    ),
+    MetricDef(
+        "throughput.offered_lines_per_s",
+        "lines/s",
+        None,
+        "Planned arrival rate over the steady-state window (lines scheduled / duration).",
+    ),
+    MetricDef(
+        "object_store.peak_bytes",
+        "bytes",
+        "lower",
+        "Highest object-store usage sampled during the replicate, minus the usage "
+        "sampled just before it started.",
+        gated=True,
+    ),
+    MetricDef(
+        "object_store.mean_bytes",
+        "bytes",
+        "lower",
+        "Mean of the object-store usage samples during the replicate, minus the "
+        "starting usage.",
+    ),
+    MetricDef(
+        "object_store.spilled_bytes",
+        "bytes",
+        "lower",
+        "Bytes spilled to external storage during the replicate (difference of the "
+        "raylet's cumulative spilled counter).",
+    ),
+    MetricDef(
+        "object_store.leaked_bytes",
+        "bytes",
+        "lower",
+        "Object-store usage after the replicate drained, minus the starting usage.",
+    ),
+    MetricDef(
+        "detection.ttd_p50_s",
+        "s",
+        "lower",
+        "Median over detected anomalies of time-to-detect: wall time the alert was "
+        "recorded minus the planned emit time of the first anomalous batch.",
+        gated=True,
+    ),
+    MetricDef(
+        "detection.ttd_max_s",
+        "s",
+        "lower",
+        "Largest time-to-detect (planned emit basis) over detected anomalies.",
+    ),
+    MetricDef(
+        "detection.ttd_actual_p50_s",
+        "s",
+        "lower",
+        "Median time-to-detect measured from the actual (not planned) emit time of "
+        "the first anomalous batch; hides coordinated omission, reported for contrast.",
+    ),
+    MetricDef(
+        "detection.delay_over_oracle_s",
+        "s",
+        "lower",
+        "Median over detected anomalies of time-to-detect minus the earliest possible "
+        "detection: the planned emit time of the batch after which an exact offline "
+        "detector with the same settings fires.",
+    ),
+    MetricDef(
+        "detection.recall",
+        "ratio",
+        "higher",
+        "Injected anomalies matched by at least one alert of the same kind and key "
+        "overlapping the injection, divided by anomalies injected (1 when none injected).",
+    ),
+    MetricDef(
+        "detection.precision",
+        "ratio",
+        "higher",
+        "Alerts matching an injected anomaly divided by all alerts (1 when no alerts).",
+    ),
+    MetricDef(
+        "detection.false_alerts",
+        "count",
+        "lower",
+        "Alerts that match no injected anomaly.",
+    ),
+    MetricDef(
+        "latency.batch_p50_s",
+        "s",
+        "lower",
+        "Median over batches of planned emit time to the time its aggregation "
+        "completed on every shard.",
+        gated=True,
+    ),
+    MetricDef(
+        "latency.batch_p99_s",
+        "s",
+        "lower",
+        "99th percentile of the same batch latency.",
+    ),
+    MetricDef(
+        "integrity.lines_emitted",
+        "lines",
+        None,
+        "Lines in the batches the runner emitted.",
+    ),
+    MetricDef(
+        "integrity.lines_parsed",
+        "lines",
+        None,
+        "Lines the parse tasks turned into rows that reached the aggregators.",
+    ),
+    MetricDef(
+        "integrity.lines_rejected",
+        "lines",
+        None,
+        "Lines rejected as malformed, plus the lines of batches rejected whole.",
+    ),
+    MetricDef(
+        "integrity.ok",
+        "bool",
+        "higher",
+        "1 when emitted == parsed + rejected, merged shard counts equal the exact "
+        "reference and no alert was lost or duplicated; else 0.",
+    ),
+    MetricDef(
+        "shards.imbalance",
+        "ratio",
+        "lower",
+        "Max over shards of lines aggregated divided by the mean over shards (1 is "
+        "perfect balance).",
+    ),
+    MetricDef(
+        "resources.cpu_percent",
+        "%",
+        None,
+        "Mean CPU use of the driver and every Ray process (psutil, 100 = one core).",
+    ),
+    MetricDef(
+        "resources.cpu_busy_fraction",
+        "ratio",
+        None,
+        "resources.cpu_percent divided by 100 x logical cores: the fraction of the "
+        "machine's CPU time the run used.",
+    ),
+    MetricDef(
+        "resources.rss_peak_bytes",
+        "bytes",
+        "lower",
+        "Highest sampled sum of resident memory of the driver and every Ray process.",
+    ),
+    MetricDef(
+        "backlog.max_batches",
+        "batches",
+        "lower",
+        "Most batches whose planned emit time had passed but which were not yet "
+        "emitted, sampled at every emit.",
+    ),
+    MetricDef(
+        "lateness.p99_s",
+        "s",
+        "lower",
+        "99th percentile over batches of actual emit time minus planned emit time.",
+    ),
+    MetricDef(
+        "generation.build_s",
+        "s",
+        None,
+        "Time spent building the payload (generating and compressing) before the run.",
+    ),
+)
+
+METRICS: dict[str, MetricDef] = {d.name: d for d in _DEFS}
+
+
+class UnknownMetric(KeyError):
+    """A metric name not in the vocabulary."""
+
+
+def get(name: str) -> MetricDef:
+    """The definition of ``name``; raises :class:`UnknownMetric` with the known names."""
+    try:
+        return METRICS[name]
+    except KeyError:
+        raise UnknownMetric(
+            f"unknown metric {name!r} (known: {', '.join(sorted(METRICS))})"
+        ) from None
+
+
+def is_known(name: str) -> bool:
+    return name in METRICS

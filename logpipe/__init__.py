@@ -1,0 +1,1 @@
+"""logpipe: a streaming log-analysis pipeline on Ray (the system under test)."""
