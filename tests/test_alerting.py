@@ -82,7 +82,7 @@ def test_broken_sink_is_counted_not_raised() -> None:
 def test_record_accepts_dicts_and_validates() -> None:
     log = AlertLog()
     assert log.record([make_alert(3).to_dict()])[0].alert_id == 3
-    with pytest.raises(ValueError, match="alert.kind"):
+    with pytest.raises(ValueError, match=r"alert\.kind"):
         log.record([{**make_alert().to_dict(), "kind": "nope"}])
 
 
@@ -197,7 +197,7 @@ def test_webhook_splits_bodies(server: tuple[str, Recorder]) -> None:
     "url", ["file:///etc/passwd", "ftp://127.0.0.1/x", "127.0.0.1:80", "http://", "gopher://x"]
 )
 def test_webhook_rejects_bad_urls(url: str) -> None:
-    with pytest.raises(ValueError, match="webhook.url"):
+    with pytest.raises(ValueError, match=r"webhook\.url"):
         WebhookSink(url)
 
 
