@@ -1,0 +1,341 @@
+"""The runner: execute a scenario's replicates open-loop and record what happened.
+
+Per replicate the runner builds a fresh pipeline, emits the prebuilt batches on
+their planned schedule (open loop: a batch that cannot enter because the
+pipeline is full is emitted late, and its lateness and the backlog are
+recorded), drains, checks integrity and computes the metrics. Ray is started
+(or attached to) once per run and always shut down by :mod:`harness.raysession`.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from harness import measures
+from harness.integrity import Reference, build_reference, check
+from harness.payload import Payload, build_payload
+from harness.pipeline_config import pipeline_config, stall_hook
+from harness.probes import ReplicateProbes
+from harness.raysession import ray_session
+from harness.results import Replicate, RunResult, ScenarioInfo, capture_metadata
+from logpipe.events import PipelineEvents
+from logpipe.oracle import earliest_detections, matches
+from logpipe.pipeline import Pipeline
+
+
+class Reporter(Protocol):
+    """Progress callbacks (the CLI's progress bar implements this)."""
+
+    def replicate_started(self, index: int, total: int, planned_s: float) -> None: ...
+
+    def progress(self, index: int, elapsed_s: float, lines: int, alerts: int) -> None: ...
+
+    def alerts(self, index: int, alerts: Sequence[dict[str, Any]]) -> None: ...
+
+    def replicate_finished(self, index: int, metrics: dict[str, float]) -> None: ...
+
+
+class NullReporter:
+    def replicate_started(self, index: int, total: int, planned_s: float) -> None:
+        pass
+
+    def progress(self, index: int, elapsed_s: float, lines: int, alerts: int) -> None:
+        pass
+
+    def alerts(self, index: int, alerts: Sequence[dict[str, Any]]) -> None:
+        pass
+
+    def replicate_finished(self, index: int, metrics: dict[str, float]) -> None:
+        pass
+
+
+@dataclass
+class RunContext:
+    """Inputs shared by all replicates of one run."""
+
+    scenario: Any
+    payload: Payload
+    reference: Reference
+    oracle: dict[int, int | None]
+
+
+@dataclass
+class _Trace:
+    """Raw per-batch timings of one replicate (seconds after the origin)."""
+
+    emitted: dict[int, float] = field(default_factory=dict)
+    done: dict[int, float] = field(default_factory=dict)
+    lines_done: int = 0
+    backlog: list[tuple[float, int]] = field(default_factory=list)
+    alerts: int = 0
+
+
+class Runner:
+    """Runs one scenario (one variant) and returns its :class:`RunResult`."""
+
+    def __init__(
+        self,
+        scenario: Any,
+        module: str = "",
+        variant: str | None = None,
+        address: str | None = None,
+        reporter: Reporter | None = None,
+        stop: threading.Event | None = None,
+        clock: Callable[[], float] = time.time,
+        calibration: dict[str, Any] | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.module = module
+        self.variant = variant
+        self.address = address or scenario.ray.address
+        self.reporter = reporter or NullReporter()
+        self.stop = stop or threading.Event()
+        self.clock = clock
+        self.calibration = calibration
+
+    def run(self) -> RunResult:
+        """Build the payload, start Ray, run every replicate, summarise."""
+        scn = self.scenario
+        metadata = capture_metadata(self.calibration, self.address)
+        payload = build_payload(scn.generator)
+        ray_spec = scn.ray
+        replicates: list[Replicate] = []
+        with ray_session(
+            num_cpus=ray_spec.num_cpus,
+            object_store_memory=ray_spec.object_store_memory,
+            address=self.address,
+            include_dashboard=ray_spec.include_dashboard,
+        ):
+            ctx = self._context(payload)
+            for index in range(scn.measurement.replicates):
+                if self.stop.is_set():
+                    break
+                replicates.append(self._replicate(ctx, index))
+        complete = len(replicates) == scn.measurement.replicates and all(
+            r.complete for r in replicates
+        )
+        return RunResult.create(
+            ScenarioInfo(scn.name, self.variant, self.module, scn.to_dict()),
+            metadata,
+            replicates,
+            complete=complete,
+        )
+
+    def _context(self, payload: Payload) -> RunContext:
+        scn = self.scenario
+        cfg = pipeline_config(scn)
+        tables: list[tuple[Any, Any]] = []
+        reference = build_reference(
+            payload.batches,
+            cfg.parse,
+            cfg.sharding,
+            cfg.n_shards,
+            on_table=(lambda meta, table: tables.append((meta, table))) if payload.truth else None,
+        )
+        oracle = (
+            earliest_detections(iter(tables), cfg.window, cfg.detector, payload.truth)
+            if payload.truth
+            else {}
+        )
+        return RunContext(scn, payload, reference, oracle)
+
+    # -- one replicate -----------------------------------------------------
+    def _replicate(self, ctx: RunContext, index: int) -> Replicate:
+        scn = ctx.scenario
+        meas = scn.measurement
+        payload = ctx.payload
+        total_s = float(payload.planned_s[-1]) if len(payload.planned_s) else 0.0
+        self.reporter.replicate_started(index, meas.replicates, total_s)
+        cfg = pipeline_config(scn)
+        events = PipelineEvents()
+        trace = _Trace()
+        probes = ReplicateProbes(
+            meas.sample_interval_s, enabled=meas.samplers, clock=self.clock, address=self.address
+        )
+        origin = self.clock() + 0.2  # lead time so the first batch is not born late
+        _subscribe(events, trace, payload, origin)
+        started_at = self.clock()
+        with Pipeline(cfg, events, self.clock, stall_hook(scn, payload.truth)) as pipe:
+            probes.start(origin)
+            complete = self._emit(pipe, payload, trace, origin, index)
+            outcome = pipe.finish() if complete else pipe.outcome
+        series = probes.stop()
+        leaked = probes.leaked_bytes()
+        records = _records(payload, trace)
+        integrity = (
+            check(
+                outcome.lines_emitted,
+                outcome.lines_parsed,
+                outcome.lines_rejected,
+                outcome.shard_totals,
+                outcome.merged_totals,
+                ctx.reference,
+                outcome.alerts,
+                outcome.detector.get("alerts_emitted"),
+            )
+            if complete
+            else {"ok": False, "problems": ["replicate interrupted"]}
+        )
+        metrics, extra = self._metrics(ctx, records, outcome, trace, origin, integrity)
+        metrics.update(probes.summarize(series))
+        metrics["object_store.leaked_bytes"] = float(leaked) if leaked is not None else math.nan
+        self.reporter.replicate_finished(index, metrics)
+        return Replicate(
+            index=index,
+            complete=complete,
+            started_at_s=started_at,
+            duration_s=self.clock() - origin,
+            warmup_s=meas.warmup_s,
+            metrics=_finite(metrics),
+            series=series | extra["series"],
+            samples=extra["samples"],
+            detections=tuple(extra["detections"]),
+            alerts=tuple(extra["alerts"]),
+            shards={"lines": [s["rows"] for s in outcome.shard_summaries]},
+            faults=(),
+            integrity=integrity,
+            rejections={
+                "reasons": dict(outcome.reasons),
+                "batch_errors": dict(outcome.batch_errors),
+                "dead_letters": outcome.dead_letters,
+            },
+        )
+
+    def _emit(
+        self, pipe: Pipeline, payload: Payload, trace: _Trace, origin: float, index: int
+    ) -> bool:
+        """Open-loop emission on the planned schedule; False when stopped early."""
+        planned = payload.planned_s
+        next_report = 0.0
+        for i, batch in enumerate(payload.batches):
+            due = origin + float(planned[i])
+            while (now := self.clock()) < due:
+                if self.stop.is_set():
+                    return False
+                if pipe.in_flight:
+                    pipe.poll(timeout_s=min(due - now, 0.02))
+                else:
+                    time.sleep(min(due - now, 0.02))
+            if self.stop.is_set():
+                return False
+            trace.backlog.append((now - origin, measures.backlog_at(planned, i, now - origin)))
+            pipe.submit(batch)
+            pipe.poll(timeout_s=0)
+            if now - origin >= next_report:
+                next_report = now - origin + 0.5
+                new_alerts = pipe.poll_alerts()
+                trace.alerts += len(new_alerts)
+                if new_alerts:
+                    self.reporter.alerts(index, new_alerts)
+                self.reporter.progress(index, now - origin, trace.lines_done, trace.alerts)
+        while pipe.in_flight:
+            if self.stop.is_set():
+                return False
+            pipe.poll(timeout_s=0.1)
+        return True
+
+    def _metrics(
+        self,
+        ctx: RunContext,
+        records: list[measures.BatchRecord],
+        outcome: Any,
+        trace: _Trace,
+        origin: float,
+        integrity: dict[str, Any],
+    ) -> tuple[dict[str, float], dict[str, Any]]:
+        scn = ctx.scenario
+        warmup = scn.measurement.warmup_s
+        window = pipeline_config(scn).window
+        metrics: dict[str, float] = {}
+        metrics.update(measures.throughput(records, warmup))
+        lat = measures.batch_latencies(records, warmup)
+        late = measures.lateness(records)
+        metrics["latency.batch_p50_s"] = measures.percentile(lat, 50)
+        metrics["latency.batch_p99_s"] = measures.percentile(lat, 99)
+        metrics["lateness.p99_s"] = measures.percentile(late, 99)
+        metrics["backlog.max_batches"] = float(max((b for _, b in trace.backlog), default=0))
+        alerts = [dict(a) for a in outcome.alerts]
+        truth = ctx.payload.truth
+        for a in alerts:
+            a["matched"] = any(matches(a, t, window) for t in truth)
+            if a.get("detected_wall_s") is not None:
+                a["detected_s"] = a["detected_wall_s"] - origin
+        rows = measures.detections(
+            truth, alerts, records, origin, lambda a, t: matches(a, t, window), ctx.oracle
+        )
+        metrics.update(
+            measures.detection_metrics(rows, alerts, sum(1 for a in alerts if a["matched"]))
+        )
+        shard_lines = [s["rows"] for s in outcome.shard_summaries]
+        metrics["shards.imbalance"] = measures.imbalance(shard_lines)
+        metrics["integrity.lines_emitted"] = float(outcome.lines_emitted)
+        metrics["integrity.lines_parsed"] = float(outcome.lines_parsed)
+        metrics["integrity.lines_rejected"] = float(outcome.lines_rejected)
+        metrics["integrity.ok"] = 1.0 if integrity["ok"] else 0.0
+        metrics["generation.build_s"] = ctx.payload.build_s
+        t_s, values = measures.per_second_series(records)
+        extra = {
+            "series": {
+                "throughput.lines_per_s": {"t_s": t_s, "values": values},
+                "backlog.batches": {
+                    "t_s": [t for t, _ in trace.backlog],
+                    "values": [float(b) for _, b in trace.backlog],
+                },
+                "lateness.s": {
+                    "t_s": [r.planned_s for r in records if r.emitted_s is not None],
+                    "values": late,
+                },
+            },
+            "samples": {"latency.batch_s": lat, "lateness.s": late},
+            "detections": rows,
+            "alerts": alerts,
+        }
+        return metrics, extra
+
+
+def _subscribe(events: PipelineEvents, trace: _Trace, payload: Payload, origin: float) -> None:
+    def on_emitted(batch_id: int, t_s: float, in_flight: int) -> None:
+        trace.emitted[batch_id] = t_s - origin
+
+    def on_done(batch_id: int, t_s: float, stats: Any) -> None:
+        trace.done[batch_id] = t_s - origin
+        trace.lines_done += stats.lines
+
+    events.batch_emitted.add_listener(on_emitted)
+    events.batch_done.add_listener(on_done)
+
+
+def _records(payload: Payload, trace: _Trace) -> list[measures.BatchRecord]:
+    return [
+        measures.BatchRecord(
+            batch_id=b.meta.batch_id,
+            lines=b.meta.line_count,
+            raw_bytes=b.meta.raw_bytes,
+            first_event_ms=b.meta.first_event_ms,
+            last_event_ms=b.meta.last_event_ms,
+            planned_s=float(payload.planned_s[i]),
+            emitted_s=trace.emitted.get(b.meta.batch_id),
+            done_s=trace.done.get(b.meta.batch_id),
+        )
+        for i, b in enumerate(payload.batches)
+    ]
+
+
+def _finite(metrics: dict[str, float]) -> dict[str, float | None]:
+    """NaN (no data, e.g. no anomaly detected) is stored as null in JSON."""
+    return {k: (float(v) if v is not None and np.isfinite(v) else None) for k, v in metrics.items()}
+
+
+def write(result: RunResult, out_dir: str | Path) -> Path:
+    """Persist a result (atomic) and return its path."""
+    from harness.results import write_result
+
+    return write_result(result, Path(out_dir))
