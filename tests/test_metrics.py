@@ -24,6 +24,6 @@ def test_directions_are_valid() -> None:
 
 
 def test_unknown_metric_names_the_known_ones() -> None:
-    with pytest.raises(metrics.UnknownMetric, match="throughput.lines_per_s"):
+    with pytest.raises(metrics.UnknownMetric, match=r"throughput\.lines_per_s"):
         metrics.get("throughput.lines")
     assert metrics.is_known("integrity.ok")
