@@ -1,0 +1,28 @@
+"""Baseline: how does the pipeline perform at a load a 2-core machine sustains?
+
+The default of ``make run``: 30 s at 150k lines/s with default settings and one
+anomaly of each kind, three replicates. Its numbers are the reference point the
+other scenarios are compared with (``logbench compare``).
+"""
+
+from harness.scenario import GeneratorSpec, InjectionSpec, MeasurementSpec, RateSpec, Scenario
+
+SCENARIO = Scenario(
+    name="baseline",
+    description="30 s at 150k lines/s, default settings, one anomaly of each kind",
+    generator=GeneratorSpec(
+        rate=RateSpec.constant(150_000),
+        duration_s=30.0,
+        injections=(
+            InjectionSpec("error_rate", start_s=10.0, duration_s=5.0),
+            InjectionSpec("latency", start_s=15.0, duration_s=5.0),
+            InjectionSpec("user_activity", start_s=21.0, duration_s=5.0),
+        ),
+    ),
+    measurement=MeasurementSpec(warmup_s=2.0, replicates=3),
+    thresholds=(
+        "integrity.ok == 1",
+        "min(detection.recall) >= 1",
+        "min(detection.precision) >= 1",
+    ),
+)

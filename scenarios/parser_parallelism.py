@@ -1,0 +1,20 @@
+"""Parser parallelism: how does throughput scale with parse tasks in flight, and
+where does adding more stop helping on this machine?
+
+An offered load above what 2 cores can parse (300k lines/s) with 1, 2, 4 and 8
+parse tasks in flight (``measurement.max_in_flight`` follows: 2 x parallelism).
+Compare ``throughput.lines_per_s``, ``resources.cpu_busy_fraction`` and
+``object_store.peak_bytes`` across the variants.
+"""
+
+from harness.scenario import GeneratorSpec, Matrix, MeasurementSpec, RateSpec, Scenario
+
+BASE = Scenario(
+    name="parser_parallelism",
+    description="parse tasks in flight: 1, 2, 4, 8 at an offered 300k lines/s",
+    generator=GeneratorSpec(rate=RateSpec.constant(300_000), duration_s=15.0),
+    measurement=MeasurementSpec(warmup_s=2.0, replicates=3),
+    thresholds=("integrity.ok == 1",),
+)
+
+SCENARIO = Matrix(BASE, axes={"parser.parallelism": [1, 2, 4, 8]})
