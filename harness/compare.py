@@ -38,12 +38,15 @@ __all__ = [
 
 DEFAULT_TOLERANCE = 0.05
 
-# Settings that may differ between two comparable runs: where Ray runs and how
-# many replicates / how much warm-up were measured do not change the workload.
+# Settings that may differ between two comparable runs: where Ray runs, how many
+# replicates / how much warm-up were measured, the prose and the pass/fail
+# thresholds do not change the workload (the scenario fingerprint skips the last two).
 IGNORED_SETTINGS: tuple[str, ...] = (
     "ray.address",
     "measurement.replicates",
     "measurement.warmup_s",
+    "description",
+    "thresholds",
 )
 
 # Metadata keys whose difference makes a comparison suspect (warned, not refused).

@@ -125,6 +125,7 @@ def test_ignored_settings_may_differ() -> None:
     settings = copy.deepcopy(BASE_SETTINGS)
     settings["ray"]["address"] = "ray://head:10001"
     settings["measurement"] = {"replicates": 10, "warmup_s": 5.0}
+    settings["thresholds"] = ["throughput.lines_per_s > 1"]
     base, cand = pair(settings=settings)
     assert len(compare(base, cand).verdicts) == 2
     assert {"ray.address", "measurement.replicates", "measurement.warmup_s"} <= set(
