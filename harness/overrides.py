@@ -399,6 +399,12 @@ def format_axis_value(value: Any) -> str:
     return _NAME_UNSAFE.sub("_", text).strip("_") or "x"
 
 
+def _axis_part(label: str, value: Any) -> str:
+    # "samplers_on" reads better than "sampleron"; numbers stay glued: "shards4".
+    sep = "_" if label and isinstance(value, bool) else ""
+    return f"{label}{sep}{format_axis_value(value)}"
+
+
 def default_axis_label(key: str | tuple[str, ...], value: Any) -> str:
     """Strings stand alone (``by_service``); other values get the setting's name (``shards4``)."""
     if isinstance(value, str):
@@ -492,7 +498,7 @@ class Matrix:
             if where is not None and not where(chosen):
                 continue
             parts = [
-                labels.get(key, default_axis_label(key, value)) + format_axis_value(value)
+                _axis_part(labels.get(key, default_axis_label(key, value)), value)
                 for key, value in chosen.items()
             ]
             name = "-".join(parts)
