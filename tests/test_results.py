@@ -91,6 +91,22 @@ def test_to_dict_does_not_alias_nested_data() -> None:
     assert res.scenario.settings["pipeline"]["shards"] == 2
 
 
+def test_numpy_values_are_written_as_plain_json(tmp_path: Path) -> None:
+    import numpy as np
+
+    rep = make_replicate(
+        0,
+        {"x": np.float64(2.5)},
+        samples={"latency.batch_s": np.array([0.1, 0.2])},
+        shards={"lines": np.array([3, 4], dtype=np.int64)},
+    )
+    res = RunResult.create(sample_result().scenario, {"n": np.int64(7)}, [rep])
+    loaded = load_result(write_result(res, tmp_path, clock=fixed_clock))
+    assert loaded.replicates[0].samples["latency.batch_s"] == [0.1, 0.2]
+    assert loaded.replicates[0].shards == {"lines": [3, 4]}
+    assert loaded.metadata == {"n": 7}
+
+
 def test_summarize_statistics() -> None:
     s = summarize(sample_result().replicates)
     thr = s["throughput.lines_per_s"]
@@ -286,6 +302,13 @@ _DELETE = object()
         ),
         ("replicates.0.alerts", [1], r"replicates\[0\]\.alerts\[0\]: expected object"),
         ("replicates.0.samples", {"latency.batch_s": [1, "x"]}, r"latency\.batch_s\[1\]"),
+        ("replicates.0.samples", {"s": [1.0, 2.0, 10**400]}, r"samples\.s\[2\]: expected finite"),
+        ("replicates.0.samples", {"s": [1.0, True]}, r"samples\.s\[1\]: expected finite"),
+        (
+            "replicates.0.series",
+            {"b": {"t_s": [0.0, 1.0], "values": [None, 1e400]}},
+            r"series\.b\.values\[1\]: expected finite number or null, got inf",
+        ),
         (
             "replicates.0.series",
             {"backlog.batches": {"t_s": [0.0], "values": []}},
