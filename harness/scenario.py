@@ -79,14 +79,12 @@ MAX_USERS = 500_000
 MAX_SKEW = 10.0
 
 _rate = number(0)
+_positive = number(0, above=True)
+_at_least_one = integer(1)
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-_positive = number(0, above=True)
-_at_least_one = integer(1)
 
 
 def _steps(path: str, value: Any) -> tuple[tuple[float, float], ...]:
