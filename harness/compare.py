@@ -231,7 +231,9 @@ def _calibration(res: RunResult, label: str) -> float:
         and value > 0
     ):
         return float(value)
-    raise CompareError(
+    # An incompatibility of this pair of files for a normalised comparison, like a
+    # settings mismatch (and reported the same way by the CLI and the gate).
+    raise IncompatibleResults(
         f"cannot normalize: {label} result has no positive metadata.calibration.lines_per_s"
         " (rerun with calibration, or compare without --normalize)"
     )

@@ -163,7 +163,7 @@ def test_normalize_divides_by_own_calibration() -> None:
 def test_normalize_refuses_missing_calibration() -> None:
     meta = {k: v for k, v in BASE_METADATA.items() if k != "calibration"}
     base, cand = pair(metadata=meta)
-    with pytest.raises(CompareError, match=r"candidate result has no positive metadata\.calib"):
+    with pytest.raises(IncompatibleResults, match=r"candidate result has no positive metadata\.c"):
         compare(base, cand, normalize=True)
     assert compare(base, cand).verdicts  # fine without normalisation
 
