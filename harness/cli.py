@@ -140,7 +140,7 @@ def _load(path: str) -> Any:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from harness.compare import IncompatibleResults, compare, render_table, to_json
+    from harness.compare import CompareError, compare, render_table, to_json
 
     base, cand = _load(args.baseline), _load(args.candidate)
     try:
@@ -152,7 +152,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             confidence=args.confidence,
             normalize=args.normalize,
         )
-    except IncompatibleResults as exc:
+    except CompareError as exc:
         raise CliError(str(exc)) from None
     if args.json:
         print(json.dumps(to_json(result), indent=2))
@@ -333,6 +333,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except CliError as exc:
         return _fail(str(exc))
+    except BrokenPipeError:
+        # `logbench compare --json | head`: the reader left; not an error of ours.
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         return _fail("interrupted", INTERRUPTED)
 

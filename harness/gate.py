@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.compare import Comparison, compare
+from harness.compare import CompareError, Comparison, compare
 from harness.results import RunResult
 from harness.stats import cv
 from harness.thresholds import ThresholdOutcome, evaluate, parse_threshold
@@ -39,13 +39,9 @@ def invalid_reasons(result: RunResult, max_cv: float) -> list[str]:
         if not integrity.get("ok", False):
             problems = "; ".join(integrity.get("problems", [])[:3])
             reasons.append(f"replicate {rep.index}: integrity failed: {problems}")
-    samples = [
-        rep.metrics.get("throughput.lines_per_s")
-        for rep in result.replicates
-        if rep.metrics.get("throughput.lines_per_s") is not None
-    ]
+    samples = result.metric_values("throughput.lines_per_s")
     if len(samples) >= 2:
-        spread = cv([float(s) for s in samples if s is not None])
+        spread = cv(samples)
         if spread > max_cv:
             reasons.append(
                 f"erratic: throughput CV {spread:.1%} over replicates exceeds {max_cv:.0%}"
@@ -67,7 +63,12 @@ def evaluate_gate(
     outcome.thresholds = evaluate([parse_threshold(t) for t in thresholds], result)
     failed = [t for t in outcome.thresholds if not t.passed]
     if baseline is not None:
-        outcome.comparison = compare(baseline, result, tolerance=tolerance, normalize=normalize)
+        try:
+            outcome.comparison = compare(baseline, result, tolerance=tolerance, normalize=normalize)
+        except CompareError as exc:
+            outcome.exit_code = USAGE
+            outcome.reasons.append(str(exc))
+            return outcome
     regressed = outcome.comparison.regressed_gated() if outcome.comparison else []
     if invalid:
         outcome.exit_code = INVALID

@@ -179,7 +179,7 @@ class Runner:
                 outcome.merged_totals,
                 ctx.reference,
                 outcome.alerts,
-                outcome.detector.get("alerts_emitted"),
+                outcome.detector.get("alerts"),
             )
             if complete
             else {"ok": False, "problems": ["replicate interrupted"]}

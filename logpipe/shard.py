@@ -32,6 +32,8 @@ Counts = dict[str, dict[str, dict[str, int]]]
 def add_counts(into: Counts, other: Counts) -> None:
     """Add exact per-dimension, per-key counts ``other`` into ``into``."""
     for dim, keys in other.items():
+        if not isinstance(keys, dict):
+            continue  # scalar fields such as "lines" are tracked separately
         dst = into.setdefault(dim, {})
         for key, fields in keys.items():
             slot = dst.setdefault(key, {})
@@ -121,7 +123,9 @@ class ShardCore:
         assert st.next_pane is not None
         while pane_closed(st.next_pane, watermark_ms, pane_ms):
             pane = st.open_panes.pop(st.next_pane, None)
-            closed.append(pane if pane is not None else PaneAggregate(pane=st.next_pane))
+            closed.append(
+                pane if pane is not None else PaneAggregate.empty(st.next_pane, self.sketch)
+            )
             st.next_pane += 1
         return closed
 
