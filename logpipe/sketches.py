@@ -166,13 +166,19 @@ def _add_sparse(
         return a
     if len(a[0]) == 0:
         return b
-    if len(a[0]) == len(b[0]) and np.array_equal(a[0], b[0]):
-        return a[0], a[1] + b[1]
-    keys = np.union1d(a[0], b[0])
-    counts = np.zeros(len(keys), dtype=np.int64)
-    counts[np.searchsorted(keys, a[0])] += a[1]
-    counts[np.searchsorted(keys, b[0])] += b[1]
-    return keys, counts
+    lo = min(int(a[0][0]), int(b[0][0]))
+    span = max(int(a[0][-1]), int(b[0][-1])) - lo + 1
+    if span > 4 * (len(a[0]) + len(b[0])) + 4096:  # far-apart keys: stay sparse
+        keys = np.union1d(a[0], b[0])
+        counts = np.zeros(len(keys), dtype=np.int64)
+        counts[np.searchsorted(keys, a[0])] += a[1]
+        counts[np.searchsorted(keys, b[0])] += b[1]
+        return keys, counts
+    dense = np.zeros(span, dtype=np.int64)
+    dense[a[0] - lo] = a[1]  # keys are unique within each side
+    dense[b[0] - lo] += b[1]
+    nz = np.flatnonzero(dense)
+    return nz + lo, dense[nz]
 
 
 def _sparse_equal(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> bool:
@@ -380,10 +386,11 @@ class DistinctSketch:
     """HyperLogLog over 64-bit hashes with ``2**precision`` registers.
 
     Standard error ``1.04 / sqrt(2**precision)`` (1.6 % at p=12). Registers are kept
-    sparse (sorted index/value arrays) until an eighth of them are set, which keeps
-    per-key pane sketches small to pickle. ``estimate`` uses Ertl's improved raw
-    estimator (2017), whose ``sigma`` term is the small-range (linear counting)
-    correction and which needs no empirical bias tables.
+    sparse (one sorted int32 ``index << 6 | value`` per set register) until an
+    eighth of them are set, which keeps per-key pane sketches small to pickle and
+    cheap to merge. ``estimate`` uses Ertl's improved raw estimator (2017), whose
+    ``sigma`` term is the small-range (linear counting) correction and which needs
+    no empirical bias tables.
     """
 
     __slots__ = ("_dense", "_sparse", "precision")
@@ -393,7 +400,7 @@ class DistinctSketch:
             raise ValueError(f"precision: must be in [4, 18], got {precision!r}")
         self.precision = int(precision)
         self._dense: np.ndarray | None = None
-        self._sparse: tuple[np.ndarray, np.ndarray] = (_empty_i32(), np.empty(0, np.uint8))
+        self._sparse = _empty_i32()
 
     @property
     def m(self) -> int:
@@ -408,7 +415,7 @@ class DistinctSketch:
         if self._dense is not None:
             return self._dense
         regs = np.zeros(self.m, dtype=np.uint8)
-        regs[self._sparse[0]] = self._sparse[1]
+        regs[self._sparse >> 6] = self._sparse & 0x3F
         return regs
 
     def update_hashes(self, hashes: np.ndarray) -> None:
@@ -420,29 +427,21 @@ class DistinctSketch:
         if other.precision != self.precision:
             raise ValueError("DistinctSketch.merge: precision differs")
         if self._dense is None and other._dense is None:
-            idx = np.concatenate([self._sparse[0], other._sparse[0]])
-            rho = np.concatenate([self._sparse[1], other._sparse[1]])
-            self._set_pairs(idx, rho)
+            if len(other._sparse):
+                codes = np.sort(np.concatenate([self._sparse, other._sparse]))
+                self._set_codes(_last_per_register(codes, 6))
         else:
             self._dense = np.maximum(self.registers(), other.registers())
-            self._sparse = (_empty_i32(), np.empty(0, np.uint8))
+            self._sparse = _empty_i32()
 
-    def _set_pairs(self, idx: np.ndarray, rho: np.ndarray) -> None:
-        """Replace the sparse state by the per-index maximum of (idx, rho) pairs."""
-        code = np.sort((idx.astype(np.int64) << 8) | rho)
-        key = code >> 8
-        last = np.ones(len(code), dtype=bool)
-        last[:-1] = key[1:] != key[:-1]
-        self._set_registers(key[last], (code[last] & 0xFF).astype(np.uint8))
-
-    def _set_registers(self, idx: np.ndarray, rho: np.ndarray) -> None:
-        """Store sorted, unique (idx, rho) pairs, densely once that is smaller."""
-        if len(idx) * 8 > self.m:
+    def _set_codes(self, codes: np.ndarray) -> None:
+        """Store sorted codes with one per register, densely once that is smaller."""
+        if len(codes) * 8 > self.m:
             regs = np.zeros(self.m, dtype=np.uint8)
-            regs[idx] = rho
-            self._dense, self._sparse = regs, (_empty_i32(), np.empty(0, np.uint8))
+            regs[codes >> 6] = codes & 0x3F
+            self._dense, self._sparse = regs, _empty_i32()
         else:
-            self._dense, self._sparse = None, (idx.astype(np.int32), rho)
+            self._dense, self._sparse = None, codes.astype(np.int32, copy=False)
 
     def estimate(self) -> float:
         """Estimated number of distinct hashes added."""
@@ -450,8 +449,8 @@ class DistinctSketch:
         if self._dense is not None:
             hist = np.bincount(self._dense, minlength=q + 2)
         else:
-            hist = np.bincount(self._sparse[1], minlength=q + 2)
-            hist[0] += self.m - len(self._sparse[0])
+            hist = np.bincount(self._sparse & 0x3F, minlength=q + 2)
+            hist[0] += self.m - len(self._sparse)
         m = float(self.m)
         z = m * _tau(1.0 - hist[q + 1] / m)
         for k in range(q, 0, -1):
@@ -477,6 +476,15 @@ class DistinctSketch:
         return f"DistinctSketch(precision={self.precision}, estimate={self.estimate():.1f})"
 
 
+def _last_per_register(codes: np.ndarray, value_bits: int) -> np.ndarray:
+    """From sorted ``register << value_bits | value`` codes, keep each register's max."""
+    key = codes >> value_bits
+    last = np.empty(len(codes), dtype=bool)
+    last[-1:] = True
+    np.not_equal(key[1:], key[:-1], out=last[:-1])
+    return codes[last]
+
+
 def distinct_sketches_by_group(
     hashes: np.ndarray, groups: np.ndarray | None, n_groups: int, precision: int = 12
 ) -> list[DistinctSketch]:
@@ -488,24 +496,16 @@ def distinct_sketches_by_group(
     q = 64 - precision
     idx = (h >> _U64(q)).astype(np.int64)
     rho = q + 1 - _bit_length(h & _U64((1 << q) - 1))
-    code = np.sort((groups.astype(np.int64) << (precision + 6)) | (idx << 6) | rho)
-    key = code >> 6
-    last = np.ones(len(code), dtype=bool)
-    last[:-1] = key[1:] != key[:-1]
-    code = code[last]
-    bounds = np.searchsorted(code >> (precision + 6), np.arange(n_groups + 1)).tolist()
-    reg_idx = ((code >> 6) & ((1 << precision) - 1)).astype(np.int32)
-    reg_val = (code & 0x3F).astype(np.uint8)
+    reg_bits = precision + 6
+    code = _last_per_register(np.sort((groups.astype(np.int64) << reg_bits) | (idx << 6) | rho), 6)
+    bounds = np.searchsorted(code >> reg_bits, np.arange(n_groups + 1)).tolist()
+    codes = (code & ((1 << reg_bits) - 1)).astype(np.int32)
     out = []
-    empty = proto._sparse
     for i in range(n_groups):
-        s = DistinctSketch.__new__(DistinctSketch)
-        s.precision, s._dense, s._sparse = precision, None, empty
+        s = proto.copy()
         lo, hi = bounds[i], bounds[i + 1]
-        if (hi - lo) * 8 > proto.m:
-            s._set_registers(reg_idx[lo:hi], reg_val[lo:hi])
-        elif hi > lo:
-            s._sparse = (reg_idx[lo:hi], reg_val[lo:hi])
+        if hi > lo:
+            s._set_codes(codes[lo:hi])
         out.append(s)
     return out
 
@@ -553,9 +553,10 @@ class HeavyHitters:
         """Merge ``other`` into this summary (sum counters, then prune to capacity)."""
         if other.capacity != self.capacity:
             raise ValueError("HeavyHitters.merge: capacity differs")
-        merged = dict(self.counters)
+        merged = self.counters  # our own dict: copy() copies it
+        get = merged.get
         for k, v in other.counters.items():
-            merged[k] = merged.get(k, 0) + v
+            merged[k] = get(k, 0) + v
         if len(merged) > self.capacity:
             thr = sorted(merged.values(), reverse=True)[self.capacity]
             merged = {k: v - thr for k, v in merged.items() if v > thr}
