@@ -232,7 +232,9 @@ class _Columns:
     """The decoded columns of one table, as numpy arrays."""
 
     pane_code: np.ndarray
-    status: np.ndarray
+    is_4xx: np.ndarray  # boolean masks over rows
+    is_5xx: np.ndarray
+    denied: np.ndarray
     bytes: np.ndarray
     latency: np.ndarray
     user_code: np.ndarray
@@ -274,11 +276,10 @@ def _compact(codes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _key_stats(groups: np.ndarray, n: int, cols: _Columns, cfg: SketchConfig) -> list[KeyStats]:
     """Build the KeyStats of every group id in ``range(n)`` in one pass per field."""
-    st = cols.status
     requests = np.bincount(groups, minlength=n).tolist()
-    s4 = np.bincount(groups[(st >= 400) & (st < 500)], minlength=n).tolist()
-    s5 = np.bincount(groups[(st >= 500) & (st < 600)], minlength=n).tolist()
-    denied = np.bincount(groups[np.isin(st, DENIED_STATUSES)], minlength=n).tolist()
+    s4 = np.bincount(groups[cols.is_4xx], minlength=n).tolist()
+    s5 = np.bincount(groups[cols.is_5xx], minlength=n).tolist()
+    denied = np.bincount(groups[cols.denied], minlength=n).tolist()
     nbytes = np.zeros(n, dtype=np.int64)
     np.add.at(nbytes, groups, cols.bytes)
     lat = quantile_sketches_by_group(cols.latency, groups, n, cfg.rel_accuracy)
@@ -308,9 +309,12 @@ def _decode(table: pa.Table, pane_ms: int) -> tuple[np.ndarray, _Columns]:
         raise ValueError("event_ms: null event times cannot be placed in a pane")
     panes, pane_code = np.unique(ev.to_numpy() // pane_ms, return_inverse=True)
     user_code, user_names = _encode(_user_key(table), NULL_USER)
+    status = pc.fill_null(_as_array(table.column("status")), 0).to_numpy()
     cols = _Columns(
         pane_code=pane_code.reshape(-1).astype(np.int64),
-        status=pc.fill_null(_as_array(table.column("status")), 0).to_numpy().astype(np.int64),
+        is_4xx=(status >= 400) & (status < 500),
+        is_5xx=(status >= 500) & (status < 600),
+        denied=(status == DENIED_STATUSES[0]) | (status == DENIED_STATUSES[1]),
         bytes=pc.fill_null(_as_array(table.column("bytes")), 0).to_numpy().astype(np.int64),
         latency=_as_array(table.column("latency_s")).to_numpy(zero_copy_only=False),
         user_code=user_code,
@@ -353,8 +357,7 @@ def aggregate_table(
         aggs[p].endpoints[endpoint_key(svc_names[s], ep_names[e])] = stats
     cap = cfg.heavy_hitters
     users = _users_by_group(cols.pane_code, n_panes, cols, cap)
-    denied_rows = np.isin(cols.status, DENIED_STATUSES)
-    denied = _users_by_group(cols.pane_code[denied_rows], n_panes, cols, cap, denied_rows)
+    denied = _users_by_group(cols.pane_code[cols.denied], n_panes, cols, cap, cols.denied)
     for agg, u, d in zip(aggs, users, denied):
         agg.users, agg.denied_users = u, d
     return out

@@ -173,6 +173,7 @@ def test_hash_strings_inputs_agree_and_nulls_hash_as_empty() -> None:
     expected = hash_strings(words)
     assert expected.dtype == np.uint64
     assert np.array_equal(hash_strings(np.array(words, dtype=object)), expected)
+    assert np.array_equal(hash_strings(np.array(words)), expected)  # numpy unicode
     assert np.array_equal(hash_strings(pa.array(words)), expected)
     assert np.array_equal(hash_strings(pa.array(words).dictionary_encode()), expected)
     chunked = pa.chunked_array([pa.array(words[:2]), pa.array(words[2:])])

@@ -144,6 +144,23 @@ def test_sketches_in_aggregates_match_exact_answers() -> None:
     assert ep.requests == sum(1 for r in rows if r["endpoint"] == "/")
 
 
+@settings(max_examples=20, deadline=None)
+@given(rows_strategy, st.integers(0, 120))
+def test_chunked_and_dictionary_columns_aggregate_alike(
+    rows: list[dict[str, Any]], cut: int
+) -> None:
+    table = _table(rows)
+    chunked = pa.concat_tables([table.slice(0, cut), table.slice(cut)])
+    encoded = table.set_column(
+        table.schema.get_field_index("service"),
+        "service",
+        table.column("service").dictionary_encode(),
+    )
+    whole = aggregate_table(table, PANE_MS)
+    assert aggregate_table(chunked, PANE_MS) == whole
+    assert aggregate_table(encoded, PANE_MS) == whole
+
+
 def test_user_key_falls_back_to_ip() -> None:
     rows = [
         {"ip": "1.1.1.1", "user": None, "event_ms": 0, "status": 200},
