@@ -106,6 +106,7 @@ _ANON_IPS = 2000
 _BLOCK = 8192  # lines per random stream
 _LATENCY_SIGMA = 0.6
 _QUERY_SHARE = 0.1
+_MAX_LATENCY_MS = 120_000  # request times are capped like a proxy timeout
 
 
 def _check(cond: bool, name: str, msg: str, value: Any) -> None:
@@ -204,7 +205,12 @@ class GeneratorConfig:
         _check(ok, "n_services", "must be an int in [1, 256]", self.n_services)
         pool = len(endpoint_pool())
         ok = is_int(self.endpoints_per_service) and 1 <= self.endpoints_per_service <= pool
-        _check(ok, "endpoints_per_service", f"must be an int in [1, {pool}]", ok)
+        _check(
+            ok,
+            "endpoints_per_service",
+            f"must be an int in [1, {pool}]",
+            self.endpoints_per_service,
+        )
         ok = is_int(self.n_users) and 1 <= self.n_users <= 500_000
         _check(ok, "n_users", "must be an int in [1, 500000]", self.n_users)
         for name in ("user_skew", "endpoint_skew"):
@@ -212,7 +218,8 @@ class GeneratorConfig:
             _check(_finite(v) and 0 <= v <= 10, name, "must be in [0, 10]", v)
         v = self.error_5xx_rate
         _check(_finite(v) and 0 <= v <= 1, "error_5xx_rate", "must be in [0, 1]", v)
-        _check(is_int(self.start_ms) and self.start_ms >= 0, "start_ms", "must be >= 0", v)
+        ok = is_int(self.start_ms) and self.start_ms >= 0
+        _check(ok, "start_ms", "must be an int >= 0", self.start_ms)
         injections = tuple(self.injections)
         for inj in injections:
             _check(isinstance(inj, Injection), "injections", "items must be Injection", inj)
@@ -429,6 +436,17 @@ class _Renderer:
         self.parts = [pa.array(col) for col in zip(*parts)]
         self.n_ids = np.array([t.count("{id}") for t in cat.templates])
         self.services = pa.array([cat.services[s] for s in cat.endpoint_service])
+        # Per-value tables that fold the line's constant text into one piece each.
+        self.combined = {
+            "head": pc.binary_join_element_wise('] "', self.methods, " ", self.parts[0], ""),
+            "protocol": pc.binary_join_element_wise(" ", self.protocols, '" ', ""),
+            "referer": pc.binary_join_element_wise(' "', self.referers, '" "', ""),
+            "agent": pc.binary_join_element_wise(self.agents, '" ', ""),
+            "tail": pc.binary_join_element_wise(" ", self.services, "\n", ""),
+        }
+        ms = np.arange(_MAX_LATENCY_MS + 1)
+        frac = pc.utf8_lpad(_str(ms % 1000), width=3, padding="0")
+        self.seconds = pc.binary_join_element_wise(_str(ms // 1000), frac, ".")
         self.ok, self.err, self.scan = (
             _table(OK_STATUS),
             _table(SERVER_ERROR_STATUS),
@@ -510,65 +528,71 @@ class _Renderer:
         size = np.where((status == 204) | (status == 304), 0.0, size)
         lat = self.cat.endpoint_latency_s[ep] * np.exp(_LATENCY_SIGMA * d["z_lat"]) * mult
         d["status"], d["bytes"] = status, np.rint(size).astype(np.int64)
-        d["lat_ms"] = np.rint(np.minimum(lat, 120.0) * 1000.0).astype(np.int64)
+        d["lat_ms"] = np.minimum(np.rint(lat * 1000.0), _MAX_LATENCY_MS).astype(np.int64)
         d["page"] = np.where(self.cat.endpoint_method[ep] == 0, d["page"], 0)
 
-    def _columns(self, d: dict[str, np.ndarray]) -> dict[str, pa.Array]:
-        ep = pa.array(d["ep"])
+    def _shared(self, d: dict[str, np.ndarray]) -> dict[str, pa.Array]:
+        """String columns both formats render the same way."""
         n_ids = self.n_ids[d["ep"]]
-        id1 = pc.if_else(pa.array(n_ids >= 1), _str(d["id1"]), "")
-        id2 = pc.if_else(pa.array(n_ids >= 2), _str(d["id2"]), "")
-        query = pc.if_else(pa.array(d["page"] > 0), pc.binary_join_element_wise(
-            "?page=", _str(d["page"]), ""), "")  # fmt: skip
-        p0, p1, p2 = (pc.take(p, ep) for p in self.parts)
-        frac = pc.utf8_lpad(_str(d["lat_ms"] % 1000), width=3, padding="0")
+        query = pc.binary_join_element_wise("?page=", _str(d["page"]), "")
         return {
             "ip": pc.take(self.ips, pa.array(d["ip"])),
             "user": pc.take(self.users, pa.array(d["user"])),
-            "method": pc.take(self.methods, ep),
-            "path": pc.binary_join_element_wise(p0, id1, p1, id2, p2, query, ""),
-            "protocol": pc.take(self.protocols, pa.array(d["proto"])),
+            "id1": pc.if_else(pa.array(n_ids >= 1), _str(d["id1"]), ""),
+            "id2": pc.if_else(pa.array(n_ids >= 2), _str(d["id2"]), ""),
+            "query": pc.if_else(pa.array(d["page"] > 0), query, ""),
             "status": _str(d["status"]),
             "bytes": _str(d["bytes"]),
-            "referer": pc.take(self.referers, pa.array(d["ref"])),
-            "user_agent": pc.take(self.agents, pa.array(d["ua"])),
-            "request_time": pc.binary_join_element_wise(_str(d["lat_ms"] // 1000), frac, "."),
-            "service": pc.take(self.services, ep),
+            "rt": pc.take(self.seconds, pa.array(d["lat_ms"])),
         }
 
-    def _lines(self, c: dict[str, pa.Array], ems: np.ndarray, as_json: bool) -> pa.Array:
-        if as_json:
-            when = _by_change(ems.astype("datetime64[ms]"), "%Y-%m-%dT%H:%M:%SZ")
-            keys = ("ip", "user", "time", "method", "path", "protocol", "status", "bytes",
-                    "referer", "user_agent", "request_time", "service")  # fmt: skip
-            quoted = {"status", "bytes", "request_time"}
-            items: list[Any] = []
-            for i, k in enumerate(keys):
-                q = "" if k in quoted else '"'
-                items += [f'{"{" if i == 0 else ","}"{k}":{q}', when if k == "time" else c[k], q]
-            return pc.binary_join_element_wise(*items, "}\n", "")
-        when = _by_change((ems // 1000).astype("datetime64[s]"), "%d/%b/%Y:%H:%M:%S +0000")
+    def _combined(self, d: dict[str, np.ndarray]) -> pa.Array:
+        c, ep = self._shared(d), pa.array(d["ep"])
+        when = _by_change((d["ems"] // 1000).astype("datetime64[s]"), "%d/%b/%Y:%H:%M:%S +0000")
+        t = self.combined
         return pc.binary_join_element_wise(
-            c["ip"], " - ", c["user"], " [", when, '] "', c["method"], " ", c["path"], " ",
-            c["protocol"], '" ', c["status"], " ", c["bytes"], ' "', c["referer"], '" "',
-            c["user_agent"], '" ', c["request_time"], " ", c["service"], "\n", "",
+            c["ip"], " - ", c["user"], " [", when, pc.take(t["head"], ep), c["id1"],
+            pc.take(self.parts[1], ep), c["id2"], pc.take(self.parts[2], ep), c["query"],
+            pc.take(t["protocol"], pa.array(d["proto"])), c["status"], " ", c["bytes"],
+            pc.take(t["referer"], pa.array(d["ref"])), pc.take(t["agent"], pa.array(d["ua"])),
+            c["rt"], pc.take(t["tail"], ep), "",
         )  # fmt: skip
+
+    def _json(self, d: dict[str, np.ndarray]) -> pa.Array:
+        c, ep = self._shared(d), pa.array(d["ep"])
+        path = [pc.take(self.parts[0], ep), c["id1"], pc.take(self.parts[1], ep), c["id2"],
+                pc.take(self.parts[2], ep), c["query"]]  # fmt: skip
+        values = {
+            "ip": c["ip"],
+            "user": c["user"],
+            "time": _by_change(d["ems"].astype("datetime64[ms]"), "%Y-%m-%dT%H:%M:%SZ"),
+            "method": pc.take(self.methods, ep),
+            "path": pc.binary_join_element_wise(*path, ""),
+            "protocol": pc.take(self.protocols, pa.array(d["proto"])),
+            "status": c["status"],
+            "bytes": c["bytes"],
+            "referer": pc.take(self.referers, pa.array(d["ref"])),
+            "user_agent": pc.take(self.agents, pa.array(d["ua"])),
+            "request_time": c["rt"],
+            "service": pc.take(self.services, ep),
+        }
+        items: list[Any] = []
+        for i, (k, v) in enumerate(values.items()):
+            q = "" if k in ("status", "bytes", "request_time") else '"'
+            items += [f'{"{" if i == 0 else ","}"{k}":{q}', v, q]
+        return pc.binary_join_element_wise(*items, "}\n", "")
 
     def render(self, index: int, lo: int, hi: int, emit_s: float) -> RawBatch:
         """Batch ``index``: lines ``[lo, hi)`` of the stream."""
         d = self._rows(lo, hi)
-        ems = d["ems"]
-        cols = self._columns(d)
-        is_json = d["json"]
+        ems, is_json = d["ems"], d["json"]
         if not is_json.any():
-            lines = self._lines(cols, ems, as_json=False)
+            lines = self._combined(d)
         elif is_json.all():
-            lines = self._lines(cols, ems, as_json=True)
+            lines = self._json(d)
         else:
-            parts = []
-            for mask, as_json in ((~is_json, False), (is_json, True)):
-                sub = {k: v.filter(pa.array(mask)) for k, v in cols.items()}
-                parts.append(self._lines(sub, ems[mask], as_json))
+            parts = [self._combined({k: v[~is_json] for k, v in d.items()}),
+                     self._json({k: v[is_json] for k, v in d.items()})]  # fmt: skip
             # Rows were split by format; put them back in event order.
             order = np.argsort(is_json, kind="stable")
             lines = pc.take(pa.concat_arrays(parts), pa.array(np.argsort(order, kind="stable")))
