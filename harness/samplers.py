@@ -233,39 +233,43 @@ class ResourceProbe:
         self.root_pid = os.getpid() if root_pid is None else root_pid
         self.markers = tuple(markers)
         self.clock = clock
-        # Keyed by (pid, create_time) so a recycled pid is a new process.
-        self._marked: dict[tuple[int, float], bool] = {}
+        # The process table, updated incrementally: only pids new since the
+        # previous call are read (a full scan per tick would cost more CPU
+        # than everything else the probe does).
+        self._table: dict[int, tuple[psutil.Process, int, bool]] = {}  # pid -> (proc, ppid, marked)
+        # CPU seconds by (pid, create_time), so a recycled pid is a new process.
         self._cpu: dict[tuple[int, float], float] = {}
         self._last: float | None = None  # clock at the previous call
 
-    def _is_marked(self, proc: psutil.Process) -> bool:
+    def _inspect(self, pid: int) -> tuple[psutil.Process, int, bool] | None:
         try:
-            key = (proc.pid, proc.create_time())
-            cached = self._marked.get(key)
-            if cached is None:
-                cached = any(m in " ".join(proc.cmdline()) for m in self.markers)
-                self._marked[key] = cached
-            return cached
+            proc = psutil.Process(pid)
+            ppid = proc.ppid()
+            marked = bool(self.markers) and any(m in " ".join(proc.cmdline()) for m in self.markers)
         except (psutil.Error, OSError):
-            return False
+            return None  # gone already, or not readable: not ours to count
+        return proc, ppid, marked
 
     def processes(self) -> list[psutil.Process]:
         """The driver's tree plus every marked process and its descendants."""
-        children: dict[int, list[psutil.Process]] = {}
-        roots: list[psutil.Process] = []
-        for proc in psutil.process_iter(["ppid"]):
-            children.setdefault(proc.info["ppid"], []).append(proc)
-            if proc.pid == self.root_pid or (self.markers and self._is_marked(proc)):
-                roots.append(proc)
-        live = {p.pid for ps in children.values() for p in ps}
-        self._marked = {k: v for k, v in self._marked.items() if k[0] in live}
+        pids = set(psutil.pids())
+        for pid in self._table.keys() - pids:
+            del self._table[pid]
+        for pid in pids - self._table.keys():
+            entry = self._inspect(pid)
+            if entry is not None:
+                self._table[pid] = entry
+        children: dict[int, list[int]] = {}
+        for pid, (_, ppid, _) in self._table.items():
+            children.setdefault(ppid, []).append(pid)
+        stack = [pid for pid, (_, _, marked) in self._table.items() if marked]
+        stack.append(self.root_pid)
         seen: dict[int, psutil.Process] = {}
-        stack = roots
         while stack:
-            proc = stack.pop()
-            if proc.pid not in seen:
-                seen[proc.pid] = proc
-                stack.extend(children.get(proc.pid, ()))
+            pid = stack.pop()
+            if pid not in seen and pid in self._table:
+                seen[pid] = self._table[pid][0]
+                stack.extend(children.get(pid, ()))
         return list(seen.values())
 
     def __call__(self) -> dict[str, float]:

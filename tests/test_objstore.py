@@ -68,7 +68,7 @@ def test_sampler_accuracy_rejects_nonsense() -> None:
 def test_moved_private_api_is_reported_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
     import ray._private.internal_api as internal_api
 
-    monkeypatch.delattr(internal_api, "get_memory_info_reply")
+    monkeypatch.delattr(internal_api, "get_state_from_address")
     with pytest.raises(StoreStatsUnavailable, match="private store-stats API moved"):
         objstore._private_api()
 
@@ -79,6 +79,16 @@ def test_changed_protobuf_is_reported_loudly() -> None:
 
     with pytest.raises(StoreStatsUnavailable, match="protobuf changed"):
         objstore._to_stats(Reply())
+
+
+@pytest.mark.ray
+def test_reader_reconnects_after_losing_its_channel(ray_session: None) -> None:
+    reader = StoreStatsReader()
+    first = reader.read()
+    reader._channel.close()  # as if the raylet went away under the cached channel
+    assert reader.read().capacity_bytes == first.capacity_bytes
+    reader.close()
+    assert reader.read().capacity_bytes == first.capacity_bytes
 
 
 def test_unreachable_cluster_is_unavailable_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
