@@ -326,7 +326,9 @@ def build_catalog(config: GeneratorConfig) -> Catalog:
 
 
 @dataclass(frozen=True)
-class _Planned:
+class PlannedInjection:
+    """An injection with its key resolved to a catalog index and its window in epoch ms."""
+
     kind: str
     target: int  # service index, endpoint index, or attacker row in the user table
     start_ms: int
@@ -348,7 +350,7 @@ def _default_key(cat: Catalog, kind: str, nth: int, seed: int) -> str:
     return f"u{int(rng.integers(1_000_000, 10_000_000)) + nth}"
 
 
-def plan_injections(config: GeneratorConfig, cat: Catalog) -> list[_Planned]:
+def plan_injections(config: GeneratorConfig, cat: Catalog) -> list[PlannedInjection]:
     """Resolve keys and windows of the config's injections (deterministic)."""
     seen: dict[str, int] = {}
     planned = []
@@ -370,7 +372,8 @@ def plan_injections(config: GeneratorConfig, cat: Catalog) -> list[_Planned]:
         start = config.start_ms + round(inj.start_s * 1000)
         end = config.start_ms + round((inj.start_s + inj.duration_s) * 1000)
         truth = GroundTruth(inj.kind, key, start, end)
-        planned.append(_Planned(inj.kind, target, start, end, inj.resolved_intensity, truth))
+        intensity = inj.resolved_intensity
+        planned.append(PlannedInjection(inj.kind, target, start, end, intensity, truth))
     return planned
 
 
@@ -417,7 +420,7 @@ class _Renderer:
     """Draws and renders batches; holds the lookup tables built once per stream."""
 
     def __init__(
-        self, config: GeneratorConfig, cat: Catalog, plan: list[_Planned], ems: np.ndarray
+        self, config: GeneratorConfig, cat: Catalog, plan: list[PlannedInjection], ems: np.ndarray
     ) -> None:
         self.config, self.cat, self.plan, self.ems = config, cat, plan, ems
         self._cached: tuple[int, dict[str, np.ndarray]] | None = None
