@@ -116,7 +116,7 @@ def _retime(batches: list[Batch], profile: Any, duration_s: float) -> np.ndarray
     offsets = profile.line_offsets(duration_s)
     total = int(ends[-1])
     if len(offsets) < total:
-        last_rate = max(profile.rate_at(duration_s), 1e-9)
+        last_rate = max(profile.rate_at(duration_s, duration_s), 1e-9)
         start = offsets[-1] if len(offsets) else 0.0
         extra = start + np.arange(1, total - len(offsets) + 1) / last_rate
         offsets = np.concatenate([offsets, extra])

@@ -94,7 +94,7 @@ def decode(batch: Batch, max_bytes: int | None = None) -> bytes:
     never larger than that bound, whatever the payload claims.
     """
     limit = batch.meta.raw_bytes + _SIZE_SLACK if max_bytes is None else max_bytes
-    buf = memoryview(batch.payload)
+    buf = memoryview(batch.payload.data)
     codec = batch.meta.codec
     if codec == "none":
         if len(buf) > limit:

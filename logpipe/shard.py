@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from logpipe.schema import PARSED_SCHEMA
 from logpipe.windows import (
     PaneAggregate,
     SketchConfig,
     WindowSpec,
-    aggregate_records,
     aggregate_table,
     pane_closed,
 )
@@ -43,10 +44,15 @@ def add_counts(into: Counts, other: Counts) -> None:
 
 @dataclass
 class ShardState:
-    """Everything a shard needs to resume after a restart (picklable)."""
+    """Everything a shard needs to resume after a restart (picklable).
+
+    ``buffered`` holds the rows of panes that are still open; they are
+    aggregated once, when their pane closes (aggregating a batch and merging it
+    into an open pane costs as much as aggregating all the pane's rows at once).
+    """
 
     shard_id: int
-    open_panes: dict[int, PaneAggregate] = field(default_factory=dict)
+    buffered: list[pa.Table] = field(default_factory=list)
     next_pane: int | None = None
     watermark_ms: int | None = None
     seen: set[int] = field(default_factory=set)
@@ -57,7 +63,7 @@ class ShardState:
 
 
 class ShardCore:
-    """Folds parsed outputs into pane aggregates and closes panes by watermark."""
+    """Buffers parsed rows per open pane and aggregates each pane as it closes."""
 
     def __init__(
         self, shard_id: int, window: WindowSpec, sketch: SketchConfig | None = None
@@ -73,7 +79,7 @@ class ShardCore:
     def ingest(
         self, batch_id: int, first_event_ms: int, last_event_ms: int, output: Any
     ) -> list[PaneAggregate]:
-        """Aggregate one batch's rows; return the panes this batch closed, in order."""
+        """Take one batch's rows; return the panes this batch closed, in order."""
         st = self.state
         if batch_id in st.seen:
             st.duplicates += 1  # at-least-once delivery: a retried batch counts once
@@ -82,52 +88,69 @@ class ShardCore:
         pane_ms = self.window.pane_ms
         if st.next_pane is None:
             st.next_pane = first_event_ms // pane_ms
-        panes = self._aggregate(output)
-        for p, agg in sorted(panes.items()):
-            st.rows += agg.lines
-            add_counts(st.totals, agg.counts())
-            if p < st.next_pane:
-                st.late_rows += agg.lines  # pane already closed: totals only
-                continue
-            current = st.open_panes.get(p)
-            if current is None:
-                st.open_panes[p] = agg
-            else:
-                current.merge(agg)
+        table = as_table(output)
+        if table.num_rows:
+            st.rows += table.num_rows
+            self._buffer(table, st.next_pane * pane_ms)
         if st.watermark_ms is None or last_event_ms > st.watermark_ms:
             st.watermark_ms = last_event_ms
         return self._close(st.watermark_ms)
 
     def flush(self) -> list[PaneAggregate]:
-        """End of stream: close every open pane."""
+        """End of stream: close every pane up to the one holding the watermark."""
         st = self.state
-        if st.next_pane is None:
+        if st.next_pane is None or st.watermark_ms is None:
             return []
-        last = max(st.open_panes, default=st.next_pane - 1)
+        last = st.watermark_ms // self.window.pane_ms
         return self._close((last + 1) * self.window.pane_ms)
 
-    def _aggregate(self, output: Any) -> dict[int, PaneAggregate]:
-        pane_ms = self.window.pane_ms
-        if isinstance(output, pa.Table):
-            if output.num_rows == 0:
-                return {}
-            return aggregate_table(output, pane_ms, self.sketch)
-        if not output:
-            return {}
-        return aggregate_records(list(output), pane_ms, self.sketch)
+    def _buffer(self, table: pa.Table, open_from_ms: int) -> None:
+        st = self.state
+        late = pc.less(table["event_ms"], open_from_ms)
+        n_late = pc.sum(late).as_py() or 0
+        if n_late:
+            # Rows for panes already closed (an unsorted replay): totals only.
+            st.late_rows += n_late
+            for agg in aggregate_table(
+                table.filter(late), self.window.pane_ms, self.sketch
+            ).values():
+                add_counts(st.totals, agg.counts())
+            table = table.filter(pc.invert(late))
+        st.buffered.append(table)
 
     def _close(self, watermark_ms: int) -> list[PaneAggregate]:
         st = self.state
-        closed: list[PaneAggregate] = []
         pane_ms = self.window.pane_ms
         assert st.next_pane is not None
+        first = st.next_pane
         while pane_closed(st.next_pane, watermark_ms, pane_ms):
-            pane = st.open_panes.pop(st.next_pane, None)
-            closed.append(
-                pane if pane is not None else PaneAggregate.empty(st.next_pane, self.sketch)
-            )
             st.next_pane += 1
+        if st.next_pane == first:
+            return []
+        panes = self._take_rows_before(st.next_pane * pane_ms)
+        closed = []
+        for p in range(first, st.next_pane):
+            agg = panes.get(p)
+            if agg is None:
+                agg = PaneAggregate.empty(p, self.sketch)
+            else:
+                add_counts(st.totals, agg.counts())
+            closed.append(agg)
         return closed
+
+    def _take_rows_before(self, end_ms: int) -> dict[int, PaneAggregate]:
+        """Aggregate (and drop from the buffer) every buffered row before ``end_ms``."""
+        st = self.state
+        if not st.buffered:
+            return {}
+        rows = pa.concat_tables(st.buffered)
+        done = pc.less(rows["event_ms"], end_ms)
+        ready = rows.filter(done)
+        rest = rows.filter(pc.invert(done))
+        st.buffered = [rest] if rest.num_rows else []
+        if ready.num_rows == 0:
+            return {}
+        return aggregate_table(ready, self.window.pane_ms, self.sketch)
 
     def summary(self) -> dict[str, Any]:
         st = self.state
@@ -138,6 +161,13 @@ class ShardCore:
             "duplicates": st.duplicates,
             "batches": len(st.seen),
         }
+
+
+def as_table(output: Any) -> pa.Table:
+    """A parse output as an Arrow table (the ``regex`` strategy yields records)."""
+    if isinstance(output, pa.Table):
+        return output
+    return pa.Table.from_pylist(list(output or []), schema=PARSED_SCHEMA)
 
 
 class ShardActor:
@@ -200,7 +230,7 @@ class ShardActor:
 
 def merge_totals(parts: list[Counts]) -> Counts:
     """Sum exact counts over shards."""
-    merged: Counts = defaultdict(dict)  # type: ignore[assignment]
+    merged: Counts = defaultdict(dict)
     for part in parts:
         add_counts(merged, part)
     return dict(merged)
