@@ -93,6 +93,9 @@ class AlertLog:
     def alerts(self) -> list[Alert]:
         return list(self._alerts)
 
+    def alerts_since(self, start: int) -> list[Alert]:
+        return self._alerts[max(start, 0) :]
+
     def __len__(self) -> int:
         return len(self._alerts)
 
@@ -233,6 +236,10 @@ class AlertingActor:
 
     def alerts(self) -> list[dict[str, Any]]:
         return [a.to_dict() for a in self._log.alerts]
+
+    def alerts_since(self, start: int) -> list[dict[str, Any]]:
+        """Alerts recorded after the first ``start`` ones, in record order (for polling)."""
+        return [a.to_dict() for a in self._log.alerts_since(start)]
 
     def count(self) -> int:
         return len(self._log)

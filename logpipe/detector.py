@@ -15,11 +15,17 @@ arrival rate (ramps, bursts) or a partially filled first window is not an anomal
 
 from __future__ import annotations
 
+import copy
 import math
+import os
+import pickle
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from logpipe import schema
+from logpipe.windows import PaneAggregate, SketchConfig, SlidingWindow, WindowSpec, WindowView
 
 
 @dataclass(frozen=True)
@@ -38,20 +44,20 @@ class DetectorConfig:
     # error_rate: share >= max(factor * baseline, floor), requests >= min_requests,
     # and the 5xx count must exceed the baseline expectation by error_z binomial
     # standard deviations (keeps low-volume services quiet).
-    error_factor: float = 3.0
-    error_floor: float = 0.05
-    error_z: float = 4.0
+    error_factor: float = 2.5
+    error_floor: float = 0.03
+    error_z: float = 5.0
     min_requests: int = 100
     # latency: window quantile >= factor * baseline quantile, with enough samples.
     latency_quantile: float = 0.95
-    latency_factor: float = 3.0
-    latency_min_requests: int = 50
+    latency_factor: float = 2.5
+    latency_min_requests: int = 100
     # user_activity: share of window lines (or of denied requests over window
     # lines) >= max(factor * baseline share, min share) and count >= min count.
     user_factor: float = 3.0
     user_min_count: int = 50
-    user_min_share: float = 0.03
-    user_min_denied_share: float = 0.01
+    user_min_share: float = 0.01
+    user_min_denied_share: float = 0.005
     user_candidates: int = 32
     # An incident alerts once and ends after this many consecutive normal windows.
     clear_after_windows: int = 5
@@ -153,3 +159,426 @@ def _as_int(value: object, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"alert.{field}: expected an integer (got {value!r})")
     return value
+
+
+class _Ewma:
+    """Per-key EWMA baselines, bounded to ``max_keys`` (least recently updated evicted).
+
+    With ``decay``, a key not updated for some windows is read as if it had been
+    observed at 0 in each of them (a user who went quiet), computed lazily so
+    absent keys cost nothing per window.
+    """
+
+    def __init__(self, alpha: float, max_keys: int, decay: bool = False) -> None:
+        self.alpha = alpha
+        self.max_keys = max_keys
+        self.decay = decay
+        # key -> [value, updates, window index of the last update or hold]
+        self.items: OrderedDict[str, list[float]] = OrderedDict()
+
+    def get(self, key: str, window: int) -> tuple[float, int]:
+        """(baseline as of the window before ``window``, number of updates)."""
+        item = self.items.get(key)
+        if item is None:
+            return 0.0, 0
+        value, n, last = item
+        if self.decay and window - last > 1:
+            value *= (1.0 - self.alpha) ** (window - last - 1)
+        return value, int(n)
+
+    def update(self, key: str, x: float, window: int, fresh: float | None = None) -> None:
+        """Fold ``x`` in; a new key starts from ``fresh`` when given.
+
+        Without a prior the first updates weigh ``1/n`` (a running mean) until that
+        drops below ``alpha``, so a baseline is not dominated by its first window.
+        """
+        value, n = self.get(key, window)
+        if n == 0 and fresh is not None:
+            value = fresh + self.alpha * (x - fresh)
+        else:
+            value += max(self.alpha, 1.0 / (n + 1)) * (x - value)
+        self.items[key] = [value, n + 1, window]
+        self.items.move_to_end(key)
+        if len(self.items) > self.max_keys:
+            self.items.popitem(last=False)
+
+    def hold(self, key: str, window: int) -> None:
+        """Freeze a key during an incident: no update, and no decay either."""
+        item = self.items.get(key)
+        if item is not None:
+            item[0] = self.get(key, window)[0]
+            item[2] = window
+
+
+@dataclass
+class _Pending:
+    parts: dict[int, PaneAggregate]  # shard -> its partial
+    trigger_batch_id: int
+
+    def merged(self) -> PaneAggregate:
+        # Shard order, not arrival order: heavy-hitter merges are order-sensitive,
+        # and the same partials must always give the same window.
+        shards = sorted(self.parts)
+        agg = self.parts[shards[0]].copy()  # never mutate the submitted objects
+        for s in shards[1:]:
+            agg.merge(self.parts[s])
+        return agg
+
+
+@dataclass(frozen=True)
+class _Finding:
+    kind: str
+    key: str
+    observed: float
+    baseline: float
+
+
+class DetectorCore:
+    """Merges per-shard pane partials in pane order and runs the rules (no Ray).
+
+    Shards submit every pane in increasing order, so pane ``p`` is complete once
+    every shard has submitted ``p`` or a later pane; a pane no shard sent (a gap)
+    is slid in empty. A resubmitted ``(shard, pane)`` is ignored. Alerts are
+    numbered in order, sorted by (kind, key) within a window, so the output does
+    not depend on the order in which shards' partials arrive. ``sketch`` must be
+    the shards' sketch settings (merges need equal capacities); when ``None`` the
+    heavy-hitter capacity is taken from the first pane received.
+    """
+
+    def __init__(
+        self,
+        config: DetectorConfig,
+        window: WindowSpec,
+        n_shards: int,
+        sketch: SketchConfig | None = None,
+    ) -> None:
+        if not _int(n_shards) or n_shards < 1:
+            raise ValueError(f"detector.n_shards: must be an integer >= 1 (got {n_shards!r})")
+        self.config = config
+        self.spec = window
+        self.n_shards = n_shards
+        self._sketch = sketch
+        self._window: SlidingWindow | None = None
+        self._pending: dict[int, _Pending] = {}
+        self._last_pane: dict[int, int] = {}  # shard -> highest pane it submitted
+        self._next_pane: int | None = None
+        alpha, cap = config.ewma_alpha, config.max_keys
+        self._error = _Ewma(alpha, cap)
+        self._latency = _Ewma(alpha, cap)
+        self._user = _Ewma(alpha, cap, decay=True)
+        self._denied = _Ewma(alpha, cap, decay=True)
+        self._incidents: dict[tuple[str, str], int] = {}  # -> consecutive normal windows
+        self.window_index = 0  # windows slid, empty ones included
+        self.windows_evaluated = 0  # windows with traffic (the warm-up counter)
+        self.panes_completed = 0
+        self.duplicates_ignored = 0
+        self.next_alert_id = 0
+
+    def submit(self, shard_id: int, pane: PaneAggregate, trigger_batch_id: int) -> list[Alert]:
+        """Add one shard's partial of ``pane``; return alerts of the panes it completed."""
+        if not _int(shard_id) or not 0 <= shard_id < self.n_shards:
+            raise ValueError(f"detector.submit: shard_id {shard_id!r} not in [0, {self.n_shards})")
+        p = pane.pane
+        last = self._last_pane.get(shard_id)
+        if (last is not None and p <= last) or (
+            self._next_pane is not None and p < self._next_pane
+        ):
+            self.duplicates_ignored += 1
+            return []
+        self._last_pane[shard_id] = p
+        if self._sketch is None:
+            self._sketch = SketchConfig(heavy_hitters=pane.users.capacity)
+        slot = self._pending.get(p)
+        if slot is None:
+            self._pending[p] = _Pending({shard_id: pane}, trigger_batch_id)
+        else:
+            slot.parts[shard_id] = pane
+            slot.trigger_batch_id = max(slot.trigger_batch_id, trigger_batch_id)
+        if len(self._last_pane) < self.n_shards:
+            return []
+        return self._complete_through(min(self._last_pane.values()), trigger_batch_id)
+
+    def flush(self) -> list[Alert]:
+        """End of stream: complete every pending pane, missing partials counted empty."""
+        if not self._pending:
+            return []
+        last = max(self._pending)
+        return self._complete_through(last, self._pending[last].trigger_batch_id)
+
+    def _complete_through(self, low: int, trigger_batch_id: int) -> list[Alert]:
+        if self._next_pane is None:
+            self._next_pane = min(self._pending)
+        alerts: list[Alert] = []
+        # After this many empty panes the window is empty and every incident has
+        # cleared, so a longer gap changes nothing more.
+        idle_cap = self.spec.panes_per_window + self.config.clear_after_windows
+        while self._next_pane <= low:
+            p = self._next_pane
+            slot = self._pending.pop(p, None)
+            if slot is not None:
+                alerts.extend(self._slide(slot.merged(), slot.trigger_batch_id))
+                self._next_pane = p + 1
+                continue
+            gap_end = min([q for q in self._pending if q > p] + [low + 1])
+            for q in range(p, min(gap_end, p + idle_cap)):
+                alerts.extend(self._slide(PaneAggregate.empty(q, self._sketch), trigger_batch_id))
+            self._next_pane = gap_end
+        return alerts
+
+    def _slide(self, agg: PaneAggregate, trigger_batch_id: int) -> list[Alert]:
+        if self._window is None:
+            self._window = SlidingWindow(self.spec, self._sketch)
+        view = self._window.push(agg)
+        self.panes_completed += 1
+        w = self.window_index
+        self.window_index += 1
+        armed = self.windows_evaluated >= self.config.warmup_windows
+        if view.lines > 0:
+            self.windows_evaluated += 1
+        findings = [
+            *self._error_rule(view, w, armed),
+            *self._latency_rule(view, w, armed),
+            *self._user_rule(view, w, armed),
+        ]
+        return self._open_incidents(findings, view, trigger_batch_id)
+
+    def _open_incidents(
+        self, findings: list[_Finding], view: WindowView, trigger_batch_id: int
+    ) -> list[Alert]:
+        findings.sort(key=lambda f: (schema.ANOMALY_KINDS.index(f.kind), f.key))
+        alerts: list[Alert] = []
+        fired = set()
+        for f in findings:
+            ident = (f.kind, f.key)
+            fired.add(ident)
+            if ident not in self._incidents:
+                alerts.append(
+                    Alert(
+                        alert_id=self.next_alert_id,
+                        kind=f.kind,
+                        key=f.key,
+                        window_start_ms=view.start_ms,
+                        window_end_ms=view.end_ms,
+                        observed=f.observed,
+                        baseline=f.baseline,
+                        event_ms=view.end_ms,
+                        trigger_batch_id=trigger_batch_id,
+                    )
+                )
+                self.next_alert_id += 1
+            self._incidents[ident] = 0
+        for ident in [i for i in self._incidents if i not in fired]:
+            self._incidents[ident] += 1
+            if self._incidents[ident] >= self.config.clear_after_windows:
+                del self._incidents[ident]
+        return alerts
+
+    def _judge(
+        self,
+        kind: str,
+        key: str,
+        fire: bool,
+        ewma: _Ewma,
+        x: float,
+        w: int,
+        fresh: float | None = None,
+    ) -> None:
+        # Anomalous windows (firing, or inside an open incident) never feed a baseline.
+        if fire or (kind, key) in self._incidents:
+            ewma.hold(key, w)
+        else:
+            ewma.update(key, x, w, fresh)
+
+    def _error_rule(self, view: WindowView, w: int, armed: bool) -> list[_Finding]:
+        cfg, out = self.config, list[_Finding]()
+        for service, st in view.services.items():
+            n = st.requests
+            if n < cfg.min_requests or n <= 0:
+                continue
+            share = st.status_5xx / n
+            base, seen = self._error.get(service, w)
+            noise = cfg.error_z * math.sqrt(n * base * (1.0 - base))
+            fire = (
+                armed
+                and seen >= cfg.warmup_windows
+                and share >= max(cfg.error_factor * base, cfg.error_floor)
+                and st.status_5xx - n * base >= noise
+            )
+            if fire:
+                out.append(_Finding(schema.ERROR_RATE, service, share, base))
+            self._judge(schema.ERROR_RATE, service, fire, self._error, share, w)
+        return out
+
+    def _latency_rule(self, view: WindowView, w: int, armed: bool) -> list[_Finding]:
+        cfg, out = self.config, list[_Finding]()
+        for key, st in view.endpoints.items():
+            if st.latency.count < max(cfg.latency_min_requests, 1):
+                continue
+            q = float(st.latency.quantile(cfg.latency_quantile))
+            base, seen = self._latency.get(key, w)
+            fire = (
+                armed and seen >= cfg.warmup_windows and base > 0 and q >= cfg.latency_factor * base
+            )
+            if fire:
+                out.append(_Finding(schema.LATENCY, key, q, base))
+            self._judge(schema.LATENCY, key, fire, self._latency, q, w)
+        return out
+
+    def _user_rule(self, view: WindowView, w: int, armed: bool) -> list[_Finding]:
+        cfg, out = self.config, list[_Finding]()
+        lines = view.lines
+        if lines <= 0:
+            return out
+        top = cfg.user_candidates
+        candidates = dict.fromkeys(k for k, _ in view.users.top(top))
+        candidates.update(dict.fromkeys(k for k, _ in view.denied_users.top(top)))
+        for user in candidates:
+            count, denied = view.users.estimate(user), view.denied_users.estimate(user)
+            share, denied_share = count / lines, denied / lines
+            base = self._user.get(user, w)[0]
+            dbase = self._denied.get(user, w)[0]
+            by_share = count >= cfg.user_min_count and share >= max(
+                cfg.user_factor * base, cfg.user_min_share
+            )
+            by_denied = denied >= cfg.user_min_count and denied_share >= max(
+                cfg.user_factor * dbase, cfg.user_min_denied_share
+            )
+            fire = armed and (by_share or by_denied)
+            if fire:
+                observed, baseline = (share, base) if by_share else (denied_share, dbase)
+                out.append(_Finding(schema.USER_ACTIVITY, user, observed, baseline))
+            # After warm-up a user first seen starts from 0: its first windows may
+            # already hold a burst building up, which must not become its normal.
+            fresh = 0.0 if armed else None
+            self._judge(schema.USER_ACTIVITY, user, fire, self._user, share, w, fresh)
+            self._judge(schema.USER_ACTIVITY, user, fire, self._denied, denied_share, w, fresh)
+        for kind, user in self._incidents:
+            if kind == schema.USER_ACTIVITY and user not in candidates:
+                self._user.hold(user, w)
+                self._denied.hold(user, w)
+        return out
+
+    def state(self) -> dict[str, Any]:
+        """A deep, picklable snapshot of everything :meth:`restore` needs."""
+        return copy.deepcopy({k: v for k, v in vars(self).items() if k in _STATE_FIELDS})
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Resume from a :meth:`state` snapshot (same config, window and shard count)."""
+        missing = _STATE_FIELDS - set(state)
+        if missing:
+            raise ValueError(f"detector.restore: snapshot lacks {sorted(missing)}")
+        for name, value in copy.deepcopy(state).items():
+            if name in _STATE_FIELDS:
+                setattr(self, name, value)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "panes_completed": self.panes_completed,
+            "duplicates_ignored": self.duplicates_ignored,
+            "windows_evaluated": self.windows_evaluated,
+            "alerts": self.next_alert_id,
+            "pending_panes": len(self._pending),
+            "open_incidents": len(self._incidents),
+            "tracked_keys": sum(
+                len(e.items) for e in (self._error, self._latency, self._user, self._denied)
+            ),
+        }
+
+
+_STATE_FIELDS = frozenset(
+    {
+        "_sketch", "_window", "_pending", "_last_pane", "_next_pane", "_error", "_latency", "_user",
+        "_denied", "_incidents", "window_index", "windows_evaluated", "panes_completed",
+        "duplicates_ignored", "next_alert_id",
+    }
+)  # fmt: skip
+
+
+class DetectorActor:
+    """Ray actor body around :class:`DetectorCore`; forwards alerts to the alerting actor.
+
+    Not decorated here: wrap it with :func:`remote_detector` (restart defaults) or
+    ``ray.remote(DetectorActor).options(...)``. ``submit`` returns only the number
+    of new alerts (shards wait on it) and forwards alerts without waiting.
+    With ``checkpoint_path``, the core's state is written there atomically every
+    ``checkpoint_every`` completed panes and on flush, and a restarted actor
+    resumes from it; panes completed after the last checkpoint are lost on a
+    crash (their shards have moved on), and replayed alerts are deduplicated by
+    the alerting actor.
+    """
+
+    def __init__(
+        self,
+        config: DetectorConfig,
+        window: WindowSpec,
+        n_shards: int,
+        alerting: Any = None,
+        checkpoint_path: str | None = None,
+        checkpoint_every: int = 64,
+        sketch: SketchConfig | None = None,
+    ) -> None:
+        self.core = DetectorCore(config, window, n_shards, sketch)
+        self.alerting = alerting
+        self.checkpoint_path = checkpoint_path
+        self.checkpoint_every = max(1, checkpoint_every)
+        self._checkpointed_at = 0
+        self._inflight: list[Any] = []
+        if checkpoint_path is not None and Path(checkpoint_path).exists():
+            with open(checkpoint_path, "rb") as fh:
+                self.core.restore(pickle.load(fh))
+            self._checkpointed_at = self.core.panes_completed
+
+    def submit(self, shard_id: int, pane: PaneAggregate, trigger_batch_id: int) -> int:
+        alerts = self.core.submit(shard_id, pane, trigger_batch_id)
+        self._forward(alerts)
+        if self.core.panes_completed - self._checkpointed_at >= self.checkpoint_every:
+            self.checkpoint()
+        return len(alerts)
+
+    def flush(self) -> int:
+        """Complete every pane; return once the alerting actor has recorded all alerts."""
+        alerts = self.core.flush()
+        self._forward(alerts)
+        self.checkpoint()
+        if self._inflight:
+            import ray
+
+            ray.get(self._inflight)
+            self._inflight = []
+        return len(alerts)
+
+    def _forward(self, alerts: list[Alert]) -> None:
+        if not alerts or self.alerting is None:
+            return
+        self._inflight.append(self.alerting.record.remote(alerts))
+        if len(self._inflight) > 64:
+            import ray
+
+            # Drop refs already done so the list stays short; never blocks.
+            _, self._inflight = ray.wait(self._inflight, num_returns=len(self._inflight), timeout=0)
+
+    def checkpoint(self) -> None:
+        if self.checkpoint_path is None:
+            return
+        tmp = f"{self.checkpoint_path}.tmp"
+        with open(tmp, "wb") as fh:
+            pickle.dump(self.core.state(), fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, self.checkpoint_path)
+        self._checkpointed_at = self.core.panes_completed
+
+    def stats(self) -> dict[str, Any]:
+        return self.core.stats()
+
+    def state(self) -> dict[str, Any]:
+        return self.core.state()
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.core.restore(state)
+
+
+def remote_detector(**options: Any) -> Any:
+    """``ray.remote(DetectorActor)`` with restart defaults; ``options`` override them."""
+    import ray
+
+    defaults: dict[str, Any] = {"num_cpus": 0, "max_restarts": -1, "max_task_retries": -1}
+    return ray.remote(**{**defaults, **options})(DetectorActor)

@@ -208,7 +208,10 @@ def test_alerting_actor_core_with_webhook(server: tuple[str, Recorder], tmp_path
     assert actor.count() == 1
     assert actor.alerts()[0]["detected_wall_s"] is not None
     assert actor.stats()["webhook"]["delivered"] == 1
-    assert len(rec.bodies) == 1
+    actor.record([make_alert(1, key="search")])
+    assert [a["key"] for a in actor.alerts_since(1)] == ["search"]
+    assert actor.alerts_since(2) == []
+    assert [len(b["alerts"]) for b in rec.bodies] == [1, 1]
 
 
 @pytest.mark.ray
