@@ -12,12 +12,11 @@ grammar (the patterns below: RE2 runs them anchored, Python ``re`` with
 so that for the same batch they produce the same rows, counts and dead letters.
 
 ``arrow`` never loops over lines in Python. Combined lines whose six quotes are
-plain delimiters (no ``\\"`` escapes; nearly all real lines) are cut at byte
-offsets found with numpy; the short structured parts are validated with one RE2
-DFA match each and split on spaces, the free-text fields are zero-copy string
-views over the decoded buffer. Other combined lines go through one RE2 extraction,
-JSON lines through ``pyarrow.json`` (bisecting down to per-line parsing when a
-block is malformed).
+plain delimiters (no ``\\"`` escapes; nearly all real lines) are checked against
+the grammar on byte offsets of quotes and spaces found with numpy, and every field
+is copied out of the decoded buffer by one C++ ``take`` per column. Other combined
+lines go through one RE2 extraction, JSON lines through ``pyarrow.json``
+(bisecting down to per-line parsing when a block is malformed).
 """
 
 from __future__ import annotations
@@ -182,18 +181,20 @@ def parse_batch(
         raw = decode(batch)
     except CorruptBatch as exc:
         return _whole_batch_rejected(meta.batch_id, meta.line_count, exc.reason, t0), empty
-    if count_lines(raw) != meta.line_count:
+    bounds = _line_bounds(raw) if opts.strategy == "arrow" else None
+    n_lines = len(bounds[0]) if bounds is not None else count_lines(raw)
+    if n_lines != meta.line_count:
         reason = "line_count_mismatch"
         return _whole_batch_rejected(meta.batch_id, meta.line_count, reason, t0), empty
-    if opts.strategy == "arrow":
-        codes, out = _parse_arrow(raw, opts.max_line_bytes)
+    if bounds is not None:
+        codes, out = _parse_arrow(raw, bounds, opts.max_line_bytes)
         parsed = out.num_rows
     else:
         codes_list, records = _parse_regex(raw, opts.max_line_bytes)
         codes, out, parsed = np.asarray(codes_list, dtype=np.int8), records, len(records)
     if opts.test_slowdown_us_per_line > 0:
         _busy_wait(parsed * opts.test_slowdown_us_per_line * 1e-6)
-    stats = _stats(meta.batch_id, raw, codes, parsed, opts.max_dead_letters, t0)
+    stats = _stats(meta.batch_id, raw, bounds, codes, parsed, opts.max_dead_letters, t0)
     return stats, out
 
 
@@ -252,14 +253,20 @@ def _whole_batch_rejected(batch_id: int, line_count: int, reason: str, t0: float
 
 
 def _stats(
-    batch_id: int, raw: bytes, codes: np.ndarray, parsed: int, max_dead: int, t0: float
+    batch_id: int,
+    raw: bytes,
+    bounds: tuple[np.ndarray, np.ndarray] | None,
+    codes: np.ndarray,
+    parsed: int,
+    max_dead: int,
+    t0: float,
 ) -> ParseStats:
     counts = np.bincount(codes, minlength=len(REASONS))
     reasons = {REASONS[c]: int(counts[c]) for c in range(1, len(REASONS)) if counts[c]}
     dead: list[DeadLetter] = []
     bad = np.flatnonzero(codes)[:max_dead]
     if len(bad):
-        starts, ends = _line_bounds(raw)
+        starts, ends = bounds if bounds is not None else _line_bounds(raw)
         for i in bad.tolist():
             line = raw[starts[i] : ends[i]]
             dead.append(DeadLetter(batch_id, i + 1, REASONS[codes[i]], _sample(line)))
@@ -476,7 +483,6 @@ def _json_record(f: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
 _COMBINED_RE2 = "^" + _COMBINED + "$"
 _ISO_RE2 = "^" + _ISO + "$"
 _APACHE_TS_RE2 = "^(?P<ts>" + _TS + ")$"
-_WORD_MASKS = np.array([0, 0xFF, 0xFFFF, 0xFFFFFF, 0xFFFFFFFF], dtype=np.uint32)
 _MONTH_KEYS = np.array([(ord(m[0]) << 16) | (ord(m[1]) << 8) | ord(m[2]) for m in _MONTHS])
 _MONTH_ORDER = np.argsort(_MONTH_KEYS)
 _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
@@ -503,38 +509,31 @@ def _line_bounds(raw: bytes) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _Lines:
-    """A decoded batch with line offsets, readable as zero-copy Arrow string views."""
+    """A decoded batch with its line offsets; fields are cut out by byte ranges."""
 
-    def __init__(self, raw: bytes) -> None:
+    def __init__(self, raw: bytes, bounds: tuple[np.ndarray, np.ndarray]) -> None:
         self.n_bytes = len(raw)
         # Zero padding lets fixed-width reads run past the last line without checks.
         padded = raw + bytes(_PAD)
         self.buf = pa.py_buffer(padded)
         self.padded = np.frombuffer(padded, np.uint8)
         self.a = self.padded[: self.n_bytes]
-        self.starts, self.ends = _line_bounds(raw)
-        # Little-endian words at every byte offset (numpy handles the misalignment).
-        self.u32 = np.ndarray((len(padded) - 3,), "<u4", padded, 0, (1,))
+        self.starts, self.ends = bounds
 
-    def view(self, starts: np.ndarray, lens: np.ndarray) -> pa.Array:
-        """Strings ``raw[starts[i] : starts[i] + lens[i]]`` (in bounds, known UTF-8).
+    def slices(self, bounds: np.ndarray) -> list[pa.Array]:
+        """Compact string arrays of byte ranges: ``bounds`` is (rows, 2k) start/end pairs.
 
-        Builds an Arrow string-view array over the decoded buffer (short strings
-        inline, long ones a 4-byte prefix, buffer index and offset), then casts it
-        to a compact ``string`` array: one C++ copy of just these bytes.
+        Ranges must be in buffer order (each row's pairs ascending, rows ascending)
+        and hold valid UTF-8. They become the even elements of one string array
+        over the decoded buffer (odd elements are the gaps), so one C++ ``take``
+        per field copies just its bytes: no Python loop, no per-field regex.
         """
-        n = len(starts)
-        if n == 0:
-            return pa.array([], pa.string())
-        st, ln = starts.astype(np.int64), lens.astype(np.int64)
-        short = ln <= 12
-        v = np.empty((n, 4), np.uint32)
-        v[:, 0] = ln
-        v[:, 1] = self.u32[st] & _WORD_MASKS[np.clip(ln, 0, 4)]
-        v[:, 2] = np.where(short, self.u32[st + 4] & _WORD_MASKS[np.clip(ln - 4, 0, 4)], 0)
-        v[:, 3] = np.where(short, self.u32[st + 8] & _WORD_MASKS[np.clip(ln - 8, 0, 4)], st)
-        views = pa.Array.from_buffers(pa.string_view(), n, [None, pa.py_buffer(v), self.buf])
-        return views.cast(pa.string())
+        rows, k = bounds.shape[0], bounds.shape[1] // 2
+        if rows == 0:
+            return [pa.array([], pa.string()) for _ in range(k)]
+        offsets = pa.py_buffer(bounds.astype(np.int32).reshape(-1))
+        cut = pa.Array.from_buffers(pa.string(), rows * 2 * k - 1, [None, offsets, self.buf])
+        return [cut.take(pa.array(np.arange(2 * j, rows * 2 * k, 2 * k))) for j in range(k)]
 
     def terminated(self, idx: np.ndarray) -> pa.BinaryArray:
         """Lines ``idx`` with their newlines, as one contiguous binary array."""
@@ -546,7 +545,8 @@ class _Lines:
 
     def gather(self, pos: np.ndarray, width: int) -> np.ndarray:
         """(n, width) bytes from ``pos`` on (clipped into the buffer; callers mask)."""
-        return self.padded[np.clip(pos, 0, self.n_bytes)[:, None] + np.arange(width)]
+        windows = np.lib.stride_tricks.sliding_window_view(self.padded, width)
+        return windows[np.clip(pos, 0, self.n_bytes)]
 
 
 @dataclass
@@ -558,12 +558,14 @@ class _Part:
     table: pa.Table
 
 
-def _parse_arrow(raw: bytes, max_line_bytes: int) -> tuple[np.ndarray, pa.Table]:
+def _parse_arrow(
+    raw: bytes, bounds: tuple[np.ndarray, np.ndarray], max_line_bytes: int
+) -> tuple[np.ndarray, pa.Table]:
     if len(raw) >= 2**31 - 16:
         # Int32 offsets cannot address it; far beyond any sane batch, so be slow, not wrong.
         codes_list, records = _parse_regex(raw, max_line_bytes)
         return np.asarray(codes_list, np.int8), pa.Table.from_pylist(records, PARSED_SCHEMA)
-    lines = _Lines(raw)
+    lines = _Lines(raw, bounds)
     codes = _screen(lines, raw, max_line_bytes)
     ok = codes == OK
     first = lines.a[np.minimum(lines.starts, max(lines.n_bytes - 1, 0))] if len(raw) else ok
@@ -656,57 +658,57 @@ def _combined_fast(lines: _Lines, idx: np.ndarray, qq: np.ndarray) -> _Part:
     byte range; numpy checks each range against the grammar, no regex needed.
     """
     sp = _positions(lines.a, _SP, 12)
-    ok, ps = _head_ok(lines, lines.starts[idx], qq, sp)
+    ok, ps, ts, status, nbytes = _head_ok(lines, lines.starts[idx], qq, sp)
     tail_ok, ext, rt_at, svc_at, svc_end = _tail_ok(lines, qq[:, 5] + 1, lines.ends[idx], sp)
     ok &= tail_ok & (qq[:, 4] == qq[:, 3] + 2) & (lines.a[qq[:, 3] + 1] == _SP)
     codes = np.where(ok, OK, MALFORMED).astype(np.int8)
-    s, ps, qq = lines.starts[idx][ok], ps[ok], qq[ok]
-    ext, rt_at, svc_at, svc_end = ext[ok], rt_at[ok], svc_at[ok], svc_end[ok]
-    blen = ps[:, 9] - ps[:, 8] - 1
-    nbytes, digits_ok = _digits(lines, ps[:, 9], blen, _MAX_BYTES_DIGITS)
-    status, _ = _digits(lines, ps[:, 8], np.full(len(s), 3), 3)
-    rt_len = np.where(ext, svc_at - rt_at, 0)
-    strings = {
-        "ip": (s, ps[:, 0] - s),
-        "user": (ps[:, 1] + 1, ps[:, 2] - ps[:, 1] - 1),
-        "method": (ps[:, 4] + 2, ps[:, 5] - ps[:, 4] - 2),
-        "path": (ps[:, 5] + 1, ps[:, 6] - ps[:, 5] - 1),
-        "protocol": (ps[:, 6] + 1, ps[:, 7] - ps[:, 6] - 2),
-        "referer": (qq[:, 2] + 1, qq[:, 3] - qq[:, 2] - 1),
-        "user_agent": (qq[:, 4] + 1, qq[:, 5] - qq[:, 4] - 1),
-        "rt": (rt_at, rt_len),
-        "service": (svc_at + 1, np.where(ext, svc_end - svc_at - 1, 0)),
-    }
-    fields = {k: lines.view(st, ln) for k, (st, ln) in strings.items()}
-    ts = lines.gather(ps[:, 2] + 2, 26)
-    return _combined_finish(idx, codes, fields, status, np.where(digits_ok, nbytes, 0), ts)
+    s, ps, qq, ext = lines.starts[idx][ok], ps[ok], qq[ok], ext[ok]
+    after_ua = qq[:, 5] + 1
+    bounds = np.column_stack(
+        [
+            s, ps[:, 0],  # ip
+            ps[:, 1] + 1, ps[:, 2],  # user
+            ps[:, 4] + 2, ps[:, 5],  # method (after the quote)
+            ps[:, 5] + 1, ps[:, 6],  # path
+            ps[:, 6] + 1, ps[:, 7] - 1,  # protocol (before the quote)
+            qq[:, 2] + 1, qq[:, 3],  # referer
+            qq[:, 4] + 1, qq[:, 5],  # user agent
+            np.where(ext, rt_at[ok], after_ua), np.where(ext, svc_at[ok], after_ua),
+            np.where(ext, svc_at[ok] + 1, after_ua), np.where(ext, svc_end[ok], after_ua),
+        ]
+    )  # fmt: skip
+    names = ("ip", "user", "method", "path", "protocol", "referer", "user_agent", "rt", "service")
+    fields = dict(zip(names, lines.slices(bounds)))
+    return _combined_finish(idx, codes, fields, status[ok], nbytes[ok], ts[ok])
 
 
 def _head_ok(
     lines: _Lines, s: np.ndarray, qq: np.ndarray, sp: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Grammar check of ``ip - user [ts] "m path proto" status bytes `` per line."""
+) -> tuple[np.ndarray, ...]:
+    """Grammar check of ``ip - user [ts] "m path proto" status bytes `` per line.
+
+    Returns (ok, the ten space offsets, timestamp bytes, status, bytes).
+    """
     ss = np.searchsorted(sp, s)
     ok = np.searchsorted(sp, qq[:, 2]) - ss == 10
-    ps = sp[ss[:, None] + np.arange(10)]  # the ten spaces
+    ps = sp[ss[:, None] + np.arange(10)]
     d = np.diff(ps, axis=1)
     ok &= (ps[:, 9] == qq[:, 2] - 1) & (ps[:, 0] > s) & (d[:, 0] > 1) & (d[:, 1] > 1)
     ok &= (d[:, 2] == 22) & (d[:, 3] == 7)  # "[DD/Mon/YYYY:HH:MM:SS" "+hhmm]"
     ok &= (d[:, 4] > 2) & (d[:, 5] > 1) & (d[:, 6] > 2) & (d[:, 7] == 4)
     ok &= (qq[:, 0] == ps[:, 4] + 1) & (qq[:, 1] == ps[:, 7] - 1)
     ts = lines.gather(ps[:, 2] + 1, 28)
-    digits = ts[:, _TS_DIGITS]
+    digits = ts[:, _TS_DIGITS] - np.uint8(48)
     letters = ts[:, 4:7] | 0x20
-    ok &= np.all((digits >= 48) & (digits <= 57), axis=1)
-    ok &= np.all(ts[:, _TS_FIXED_AT] == _TS_FIXED, axis=1)
+    ok &= np.all(digits < 10, axis=1) & np.all(ts[:, _TS_FIXED_AT] == _TS_FIXED, axis=1)
     ok &= np.all((letters >= ord("a")) & (letters <= ord("z")), axis=1)
     ok &= (ts[:, 22] == ord("+")) | (ts[:, 22] == ord("-"))
-    status = lines.gather(ps[:, 7] + 1, 3) - np.uint8(48)
+    status, status_ok = _digits(lines, ps[:, 8], np.full(len(s), 3), 3)
     blen = d[:, 8] - 1
-    _, bytes_ok = _digits(lines, ps[:, 9], blen, _MAX_BYTES_DIGITS)
+    nbytes, bytes_ok = _digits(lines, ps[:, 9], blen, _MAX_BYTES_DIGITS)
     dash = (blen == 1) & (lines.padded[np.minimum(ps[:, 8] + 1, lines.n_bytes)] == ord("-"))
-    ok &= np.all(status < 10, axis=1) & (bytes_ok | dash)
-    return ok, ps
+    ok &= status_ok & (bytes_ok | dash)
+    return ok, ps, ts[:, 1:27], status, np.where(bytes_ok, nbytes, 0)
 
 
 def _tail_ok(
@@ -752,7 +754,7 @@ def _digits(lines: _Lines, end: np.ndarray, n: np.ndarray, width: int) -> tuple[
 
 def _combined_general(lines: _Lines, idx: np.ndarray) -> _Part:
     """Lines with escaped or extra quotes: one full RE2 extraction per line."""
-    whole = lines.view(lines.starts[idx], lines.ends[idx] - lines.starts[idx])
+    (whole,) = lines.slices(np.column_stack([lines.starts[idx], lines.ends[idx]]))
     m = pc.extract_regex(whole, _COMBINED_RE2)
     ok = _np_bool(m.is_valid())
     codes = np.where(ok, OK, MALFORMED).astype(np.int8)
