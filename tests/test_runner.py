@@ -1,0 +1,75 @@
+"""The runner end to end on real Ray: a smoke run gives a valid, honest result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import api
+from harness.results import load_result
+
+pytestmark = pytest.mark.usefixtures("ray_session")
+
+
+@pytest.fixture(scope="module")
+def smoke_result(tmp_path_factory):
+    (planned,) = api.plan("scenarios/smoke.py", replicates=2)
+    calibration = {"lines_per_s": 1.0, "samples": [1.0], "version": 1}
+    result = api.run_planned(planned, calibration=calibration)
+    path = api.save(result, tmp_path_factory.mktemp("runs"))
+    return result, path
+
+
+def test_result_file_is_valid_and_complete(smoke_result) -> None:
+    _, path = smoke_result
+    loaded = load_result(path)
+    assert loaded.complete
+    assert loaded.scenario.name == "smoke"
+    assert len(loaded.replicates) == 2
+    assert loaded.metadata["calibration"]["lines_per_s"] == 1.0
+    assert loaded.scenario.settings["generator"]["duration_s"] == 8.0
+
+
+def test_metrics_are_measured_not_empty(smoke_result) -> None:
+    result, _ = smoke_result
+    for rep in result.replicates:
+        m = rep.metrics
+        assert m["throughput.lines_per_s"] > 0
+        assert m["object_store.peak_bytes"] > 0
+        assert m["integrity.ok"] == 1.0, rep.integrity
+        assert (
+            m["integrity.lines_emitted"]
+            == m["integrity.lines_parsed"] + m["integrity.lines_rejected"]
+        )
+        assert m["latency.batch_p99_s"] >= m["latency.batch_p50_s"] > 0
+        series = rep.series
+        assert len(series["throughput.lines_per_s"]["values"]) >= 5  # >= 1 sample per second
+        assert len(series["object_store.bytes"]["values"]) >= 5
+
+
+def test_every_injected_anomaly_is_detected(smoke_result) -> None:
+    result, _ = smoke_result
+    for rep in result.replicates:
+        kinds = sorted(d["kind"] for d in rep.detections)
+        assert kinds == ["error_rate", "latency", "user_activity"]
+        assert all(d["detected"] for d in rep.detections), rep.detections
+        for d in rep.detections:
+            # planned basis >= actual basis: emission can only be late, never early
+            assert d["ttd_s"] >= d["ttd_actual_s"] - 1e-6
+            assert d["ttd_s"] > 0
+        assert rep.metrics["detection.recall"] == 1.0
+        assert rep.metrics["detection.precision"] == 1.0
+
+
+def test_summary_covers_replicates(smoke_result) -> None:
+    result, _ = smoke_result
+    row = result.summary["throughput.lines_per_s"]
+    samples = result.metric_values("throughput.lines_per_s")
+    assert row["n"] == 2
+    assert min(samples) <= row["median"] <= max(samples)
+
+
+def test_result_lands_in_the_requested_directory(smoke_result) -> None:
+    _, path = smoke_result
+    assert Path(path).suffix == ".json" and Path(path).name.startswith("smoke-")
