@@ -219,6 +219,8 @@ class _Pending:
         # Shard order, not arrival order: heavy-hitter merges are order-sensitive,
         # and the same partials must always give the same window.
         shards = sorted(self.parts)
+        if len(shards) == 1:
+            return self.parts[shards[0]]  # the sliding window never mutates it
         agg = self.parts[shards[0]].copy()  # never mutate the submitted objects
         for s in shards[1:]:
             agg.merge(self.parts[s])
@@ -412,7 +414,10 @@ class DetectorCore:
     def _latency_rule(self, view: WindowView, w: int, armed: bool) -> list[_Finding]:
         cfg, out = self.config, list[_Finding]()
         for key, st in view.endpoints.items():
-            if st.latency.count < max(cfg.latency_min_requests, 1):
+            # requests first: a cheap filter before counting the sketch (rows without
+            # a request time are in requests, not in the latency sketch).
+            floor = max(cfg.latency_min_requests, 1)
+            if st.requests < floor or st.latency.count < floor:
                 continue
             q = float(st.latency.quantile(cfg.latency_quantile))
             base, seen = self._latency.get(key, w)
