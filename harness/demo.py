@@ -21,12 +21,18 @@ from harness.scenario import (
     MeasurementSpec,
     RateSpec,
     Scenario,
+    WindowsSpec,
 )
 
 
 def demo_scenario(duration_s: float = 20.0, rate: float = 50_000.0) -> Scenario:
-    """Steady Zipf traffic with one anomaly of each kind, spread over the run."""
-    third = duration_s / 3
+    """Steady Zipf traffic with one anomaly of each kind, one after another.
+
+    The first 4 s build the detector's baselines; the anomalies share the rest.
+    """
+    lead = 4.0
+    slot = max((duration_s - lead - 1.0) / 3, 1.0)
+    kinds = ("error_rate", "latency", "user_activity")
     return Scenario(
         name="demo",
         description="logbench demo: one anomaly of each kind on steady traffic",
@@ -36,12 +42,13 @@ def demo_scenario(duration_s: float = 20.0, rate: float = 50_000.0) -> Scenario:
             batch_lines=5_000,
             json_fraction=0.2,
             seed=7,
-            injections=(
-                InjectionSpec("error_rate", start_s=0.5 * third + 2, duration_s=third / 2),
-                InjectionSpec("latency", start_s=1.0 * third + 2, duration_s=third / 2),
-                InjectionSpec("user_activity", start_s=2.0 * third, duration_s=third / 2),
+            injections=tuple(
+                InjectionSpec(kind, start_s=lead + i * slot, duration_s=0.8 * slot)
+                for i, kind in enumerate(kinds)
             ),
         ),
+        windows=WindowsSpec(size_s=4, slide_s=1),
+        detector={"warmup_windows": 3},
         measurement=MeasurementSpec(warmup_s=1.0, replicates=1),
     )
 
