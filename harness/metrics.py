@@ -51,6 +51,15 @@ _DEFS = (
         "Planned arrival rate over the steady-state window (lines scheduled / duration).",
     ),
     MetricDef(
+        "throughput.max_sustainable_lines_per_s",
+        "lines/s",
+        "higher",
+        "Highest constant arrival rate found sustainable by the max-rate search "
+        "(measurement.search): over the measured window batch latency does not grow "
+        "and no backlog builds up (see harness/search.py); null when none was.",
+        normalizable=True,
+    ),
+    MetricDef(
         "object_store.peak_bytes",
         "bytes",
         "lower",
@@ -62,8 +71,7 @@ _DEFS = (
         "object_store.mean_bytes",
         "bytes",
         "lower",
-        "Mean of the object-store usage samples during the replicate, minus the "
-        "starting usage.",
+        "Mean of the object-store usage samples during the replicate, minus the starting usage.",
     ),
     MetricDef(
         "object_store.spilled_bytes",

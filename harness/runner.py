@@ -104,6 +104,8 @@ class Runner:
     def run(self) -> RunResult:
         """Build the payload, start Ray, run every replicate, summarise."""
         scn = self.scenario
+        if scn.measurement.search:
+            return self._search()
         metadata = capture_metadata(self.calibration, self.address)
         payload = build_payload(scn.generator)
         ray_spec = scn.ray
@@ -128,6 +130,33 @@ class Runner:
             replicates,
             complete=complete,
         )
+
+    def _search(self) -> RunResult:
+        """Maximum sustainable rate: one Ray session, one probe run per rate."""
+        from harness.search import search, summarize_search
+
+        ray_spec = self.scenario.ray
+        with ray_session(
+            num_cpus=ray_spec.num_cpus,
+            object_store_memory=ray_spec.object_store_memory,
+            address=self.address,
+            include_dashboard=ray_spec.include_dashboard,
+        ):
+            probes = search(self.scenario, self._probe_run, self.stop.is_set)
+        return summarize_search(self.scenario, probes)
+
+    def _probe_run(self, scenario: Any) -> RunResult:
+        probe = Runner(
+            scenario,
+            self.module,
+            self.variant,
+            self.address,
+            self.reporter,
+            self.stop,
+            self.clock,
+            self.calibration,
+        )
+        return probe.run()
 
     def _context(self, payload: Payload) -> RunContext:
         scn = self.scenario
