@@ -169,11 +169,16 @@ def cmd_gate(args: argparse.Namespace) -> int:
     if len(planned) != 1:
         raise CliError("gate: pick one variant with --variant")
     baseline = _load(args.baseline) if args.baseline and not args.update_baseline else None
-    args.address = args.address
     ((result, _path),) = _run_all(args, planned)
     thresholds = list(planned[0].scenario.thresholds)
     outcome = evaluate_gate(
-        result, thresholds, baseline, args.normalize, args.tolerance, args.max_cv
+        result,
+        thresholds,
+        baseline,
+        args.normalize,
+        args.tolerance,
+        args.max_cv,
+        metrics=args.metric or None,
     )
     console = make_console()
     for t in outcome.thresholds:
@@ -266,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", help="baseline result file")
     p.add_argument("--update-baseline", action="store_true", help="write the run as baseline")
     p.add_argument("--max-cv", type=_fraction, default=0.25, help="erratic above this CV")
+    p.add_argument("--metric", action="append", help="compare only these metrics")
     p = add("report", cmd_report, "write a self-contained HTML report")
     p.add_argument("results", nargs="+")
     p.add_argument("-o", "--output", default="report.html")

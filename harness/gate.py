@@ -56,6 +56,7 @@ def evaluate_gate(
     normalize: bool = False,
     tolerance: float | dict[str, float] = 0.05,
     max_cv: float = 0.25,
+    metrics: list[str] | None = None,
 ) -> GateOutcome:
     """Decide the gate's exit code for a finished run."""
     outcome = GateOutcome(PASS)
