@@ -213,6 +213,19 @@ _DEFS = (
         "99th percentile over batches of actual emit time minus planned emit time.",
     ),
     MetricDef(
+        "harness.sampler_failures",
+        "count",
+        None,
+        "Samples the harness's probes (object store, resources) failed to take; "
+        "non-zero means the series have gaps.",
+    ),
+    MetricDef(
+        "harness.sampler_cpu_s",
+        "s",
+        None,
+        "CPU time the sampling thread spent in its probes (the harness's own cost).",
+    ),
+    MetricDef(
         "generation.build_s",
         "s",
         None,

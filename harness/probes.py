@@ -61,16 +61,22 @@ class ReplicateProbes:
         return {name: s.to_dict() for name, s in self.sampler.stop().items()}
 
     def leaked_bytes(self, wait_s: float = 3.0) -> int | None:
-        """Store usage left after the pipeline is gone, waiting briefly for frees."""
+        """Store usage left after the pipeline is gone, waiting briefly for frees.
+
+        Closes the store reader: call it last.
+        """
         deadline = time.monotonic() + wait_s
-        while True:
-            now = self._read()
-            if now is None:
-                return None
-            left = max(0, now.used_bytes - self.base_used)
-            if left == 0 or time.monotonic() >= deadline:
-                return left
-            time.sleep(0.1)
+        try:
+            while True:
+                now = self._read()
+                if now is None:
+                    return None
+                left = max(0, now.used_bytes - self.base_used)
+                if left == 0 or time.monotonic() >= deadline:
+                    return left
+                time.sleep(0.1)
+        finally:
+            self.reader.close()
 
     def summarize(self, series: dict[str, dict[str, list[float]]]) -> dict[str, float]:
         """Object-store and resource metrics of the replicate."""
@@ -97,4 +103,7 @@ class ReplicateProbes:
             out["resources.cpu_percent"] / (100.0 * cores) if cpu else math.nan
         )
         out["resources.rss_peak_bytes"] = max(rss) if rss else math.nan
+        if self.sampler is not None:
+            out["harness.sampler_failures"] = float(sum(self.sampler.failures.values()))
+            out["harness.sampler_cpu_s"] = self.sampler.overhead_s
         return out
