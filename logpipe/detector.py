@@ -55,7 +55,7 @@ class DetectorConfig:
     # user_activity: share of window lines (or of denied requests over window
     # lines) >= max(factor * baseline share, min share) and count >= min count.
     user_factor: float = 3.0
-    user_min_count: int = 50
+    user_min_count: int = 30
     user_min_share: float = 0.01
     user_min_denied_share: float = 0.005
     user_candidates: int = 32
@@ -65,7 +65,8 @@ class DetectorConfig:
     max_keys: int = 20_000
 
     def __post_init__(self) -> None:
-        _check(0.0 < self.ewma_alpha <= 1.0, "ewma_alpha", "must be in (0, 1]", self.ewma_alpha)
+        a = self.ewma_alpha
+        _check(_finite(a) and 0.0 < a <= 1.0, "ewma_alpha", "must be in (0, 1]", a)
         for name in ("error_factor", "latency_factor", "user_factor"):
             value = getattr(self, name)
             _check(_finite(value) and value >= 1.0, name, "must be a number >= 1", value)
@@ -195,6 +196,7 @@ class _Ewma:
         value, n = self.get(key, window)
         if n == 0 and fresh is not None:
             value = fresh + self.alpha * (x - fresh)
+            n = math.ceil(1.0 / self.alpha)  # the prior counts as settled history
         else:
             value += max(self.alpha, 1.0 / (n + 1)) * (x - value)
         self.items[key] = [value, n + 1, window]
@@ -337,15 +339,21 @@ class DetectorCore:
         armed = self.windows_evaluated >= self.config.warmup_windows
         if view.lines > 0:
             self.windows_evaluated += 1
+        # Keys seen with too little volume to judge: neither anomalous nor normal.
+        unjudged: set[tuple[str, str]] = set()
         findings = [
-            *self._error_rule(view, w, armed),
-            *self._latency_rule(view, w, armed),
+            *self._error_rule(view, w, armed, unjudged),
+            *self._latency_rule(view, w, armed, unjudged),
             *self._user_rule(view, w, armed),
         ]
-        return self._open_incidents(findings, view, trigger_batch_id)
+        return self._open_incidents(findings, unjudged, view, trigger_batch_id)
 
     def _open_incidents(
-        self, findings: list[_Finding], view: WindowView, trigger_batch_id: int
+        self,
+        findings: list[_Finding],
+        unjudged: set[tuple[str, str]],
+        view: WindowView,
+        trigger_batch_id: int,
     ) -> list[Alert]:
         findings.sort(key=lambda f: (schema.ANOMALY_KINDS.index(f.kind), f.key))
         alerts: list[Alert] = []
@@ -369,7 +377,7 @@ class DetectorCore:
                 )
                 self.next_alert_id += 1
             self._incidents[ident] = 0
-        for ident in [i for i in self._incidents if i not in fired]:
+        for ident in [i for i in self._incidents if i not in fired and i not in unjudged]:
             self._incidents[ident] += 1
             if self._incidents[ident] >= self.config.clear_after_windows:
                 del self._incidents[ident]
@@ -391,11 +399,14 @@ class DetectorCore:
         else:
             ewma.update(key, x, w, fresh)
 
-    def _error_rule(self, view: WindowView, w: int, armed: bool) -> list[_Finding]:
+    def _error_rule(
+        self, view: WindowView, w: int, armed: bool, unjudged: set[tuple[str, str]]
+    ) -> list[_Finding]:
         cfg, out = self.config, list[_Finding]()
         for service, st in view.services.items():
             n = st.requests
             if n < cfg.min_requests or n <= 0:
+                unjudged.add((schema.ERROR_RATE, service))
                 continue
             share = st.status_5xx / n
             base, seen = self._error.get(service, w)
@@ -411,13 +422,16 @@ class DetectorCore:
             self._judge(schema.ERROR_RATE, service, fire, self._error, share, w)
         return out
 
-    def _latency_rule(self, view: WindowView, w: int, armed: bool) -> list[_Finding]:
+    def _latency_rule(
+        self, view: WindowView, w: int, armed: bool, unjudged: set[tuple[str, str]]
+    ) -> list[_Finding]:
         cfg, out = self.config, list[_Finding]()
+        floor = max(cfg.latency_min_requests, 1)
         for key, st in view.endpoints.items():
             # requests first: a cheap filter before counting the sketch (rows without
             # a request time are in requests, not in the latency sketch).
-            floor = max(cfg.latency_min_requests, 1)
             if st.requests < floor or st.latency.count < floor:
+                unjudged.add((schema.LATENCY, key))
                 continue
             q = float(st.latency.quantile(cfg.latency_quantile))
             base, seen = self._latency.get(key, w)

@@ -133,6 +133,21 @@ def test_long_incident_does_not_poison_baseline_and_realerts_after_clearing() ->
     assert [a.alert_id for a in alerts] == [0, 1]
 
 
+def test_low_volume_windows_neither_fire_nor_clear_an_incident() -> None:
+    anomaly = (Anomaly(schema.ERROR_RATE, "cart", 20, 50),)
+    core = DetectorCore(DetectorConfig(clear_after_windows=3), SPEC, 1)
+    alerts = []
+    for p in range(55):
+        table = pane_table(p, anomaly)
+        if 25 <= p < 40:  # cart thinned to ~20 requests a pane: below min_requests
+            svc = np.array(table.column("service").to_pylist())
+            keep = (svc != "cart") | (np.arange(len(svc)) % 10 == 0)
+            table = table.filter(pa.array(keep))
+        alerts += core.submit(0, aggregate_table(table, SPEC.pane_ms)[p], p)
+    assert [(a.key, a.trigger_batch_id) for a in alerts] == [("cart", alerts[0].trigger_batch_id)]
+    assert alerts[0].trigger_batch_id in (20, 21)
+
+
 def split(agg_table: pa.Table, n_shards: int) -> list[pa.Table]:
     idx = np.arange(agg_table.num_rows)
     return [agg_table.filter(pa.array(idx % n_shards == s)) for s in range(n_shards)]
@@ -269,6 +284,8 @@ def test_tracked_baselines_are_bounded() -> None:
 def test_config_validation_messages() -> None:
     with pytest.raises(ValueError, match=r"^detector\.ewma_alpha: "):
         DetectorConfig(ewma_alpha=0)
+    with pytest.raises(ValueError, match=r"^detector\.ewma_alpha: "):
+        DetectorConfig(ewma_alpha="0.1")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"^detector\.latency_quantile: "):
         DetectorConfig(latency_quantile=1.0)
     with pytest.raises(ValueError, match=r"^detector\.warmup_windows: "):
