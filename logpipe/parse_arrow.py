@@ -23,7 +23,6 @@ from logpipe.parse_rules import (
     BAD_UTF8,
     COMBINED,
     EMPTY,
-    ID_RE2,
     ISO,
     JSON_DEFAULTS,
     JSON_REQUIRED,
@@ -33,7 +32,6 @@ from logpipe.parse_rules import (
     MONTHS,
     NUL_BYTE,
     OK,
-    QUERY,
     TOO_LONG,
     TS,
     json_fields,
@@ -175,19 +173,19 @@ def _assemble(parts: list[_Part], codes: np.ndarray) -> pa.Table:
     if len(kept) > 1:
         order = np.argsort(np.concatenate([p.idx[p.codes == OK] for p in kept]), kind="stable")
         table = table.take(pa.array(order))
-    path = table.column("path").combine_chunks()
-    enc = pc.dictionary_encode(path)
-    templ = pc.replace_substring_regex(enc.dictionary, QUERY, "")
-    for _ in range(2):
-        templ = pc.replace_substring_regex(templ, ID_RE2, r"/{id}\1")
     status = table.column("status").to_numpy()
     cols = {name: table.column(name) for name in table.column_names}
-    cols["endpoint"] = templ.take(enc.indices)
+    cols["endpoint"] = endpoints(table.column("path").combine_chunks())
     cols["status_class"] = pa.array((status // 100).astype(np.int8))
     return pa.Table.from_arrays([cols[n] for n in PARSED_SCHEMA.names], schema=PARSED_SCHEMA)
 
 
 # ---- combined lines
+
+
+# Widest "ip ident user" prefix, "method path proto" request and tail that the
+# matrix fast path reads; longer lines take the RE2 path (same grammar, slower).
+_MAX_PREFIX, _MAX_REQUEST, _MAX_TAIL = 128, 256, 64
 
 
 def _combined_parts(lines: _Lines, idx: np.ndarray) -> list[_Part]:
@@ -197,45 +195,42 @@ def _combined_parts(lines: _Lines, idx: np.ndarray) -> list[_Part]:
     qs, qe = np.searchsorted(q, s), np.searchsorted(q, e)
     escaped = np.concatenate(([0], np.cumsum(a[np.maximum(q - 1, 0)] == _BS)))
     fast = (qe - qs == 6) & (escaped[qe] == escaped[qs])
+    qq = q[qs[fast][:, None] + np.arange(6)]
+    fits = (qq[:, 0] - 30 - s[fast] <= _MAX_PREFIX) & (qq[:, 1] - qq[:, 0] <= _MAX_REQUEST)
+    fits &= e[fast] - qq[:, 5] <= _MAX_TAIL
+    fast[fast] = fits
     parts = []
     if fast.any():
-        qq = q[qs[fast][:, None] + np.arange(6)]
-        parts.append(_combined_fast(lines, idx[fast], qq))
+        parts.append(_combined_fast(lines, idx[fast], qq[fits]))
     if not fast.all():
         parts.append(_combined_general(lines, idx[~fast]))
     return parts
 
 
-def _positions(a: np.ndarray, byte: int, pad: int) -> np.ndarray:
-    # Sentinels at the end keep fixed-stride lookups in range.
-    return np.concatenate((np.flatnonzero(a == byte), np.full(pad, len(a))))
-
-
 def _combined_fast(lines: _Lines, idx: np.ndarray, qq: np.ndarray) -> _Part:
     """Lines whose six quotes all delimit fields: the grammar checked on byte offsets.
 
-    With the quotes known, the head (up to the referer) must hold exactly ten
-    spaces and the tail (after the user agent) at most two, so every field is a
-    byte range; numpy checks each range against the grammar, no regex needed.
+    The quotes pin everything but three short runs: ``ip ident user`` before the
+    fixed-width timestamp, ``method path proto`` inside the request quotes and the
+    tail after the user agent. Each run is read as a small (lines, width) byte
+    matrix, so no scan of the whole buffer for spaces is needed.
     """
-    sp = _positions(lines.a, _SP, 12)
-    ok, ps, ts, status, nbytes = _head_ok(lines, lines.starts[idx], qq, sp)
-    tail_ok, ext, rt_at, svc_at, svc_end = _tail_ok(lines, qq[:, 5] + 1, lines.ends[idx], sp)
+    s, e = lines.starts[idx], lines.ends[idx]
+    ok, cuts, ts, status, nbytes = _head_ok(lines, s, qq)
+    tail_ok, rt_s, rt_e, svc_s, svc_e = _tail_ok(lines, qq[:, 5] + 1, e)
     ok &= tail_ok & (qq[:, 4] == qq[:, 3] + 2) & (lines.a[qq[:, 3] + 1] == _SP)
     codes = np.where(ok, OK, MALFORMED).astype(np.int8)
-    s, ps, qq, ext = lines.starts[idx][ok], ps[ok], qq[ok], ext[ok]
-    after_ua = qq[:, 5] + 1
+    c, qq = cuts[ok], qq[ok]
     bounds = np.column_stack(
         [
-            s, ps[:, 0],  # ip
-            ps[:, 1] + 1, ps[:, 2],  # user
-            ps[:, 4] + 2, ps[:, 5],  # method (after the quote)
-            ps[:, 5] + 1, ps[:, 6],  # path
-            ps[:, 6] + 1, ps[:, 7] - 1,  # protocol (before the quote)
+            s[ok], c[:, 0],  # ip
+            c[:, 1] + 1, c[:, 2],  # user
+            qq[:, 0] + 1, c[:, 3],  # method
+            c[:, 3] + 1, c[:, 4],  # path
+            c[:, 4] + 1, qq[:, 1],  # protocol
             qq[:, 2] + 1, qq[:, 3],  # referer
             qq[:, 4] + 1, qq[:, 5],  # user agent
-            np.where(ext, rt_at[ok], after_ua), np.where(ext, svc_at[ok], after_ua),
-            np.where(ext, svc_at[ok] + 1, after_ua), np.where(ext, svc_end[ok], after_ua),
+            rt_s[ok], rt_e[ok], svc_s[ok], svc_e[ok],
         ]
     )  # fmt: skip
     names = ("ip", "user", "method", "path", "protocol", "referer", "user_agent", "rt", "service")
@@ -243,65 +238,84 @@ def _combined_fast(lines: _Lines, idx: np.ndarray, qq: np.ndarray) -> _Part:
     return _combined_finish(idx, codes, fields, status[ok], nbytes[ok], ts[ok])
 
 
-def _head_ok(
-    lines: _Lines, s: np.ndarray, qq: np.ndarray, sp: np.ndarray
-) -> tuple[np.ndarray, ...]:
-    """Grammar check of ``ip - user [ts] "m path proto" status bytes `` per line.
+def _two_spaces(lines: _Lines, start: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Offsets of the first and last space in ``[start, start + n)``; ok: exactly two."""
+    w = int(np.clip(n.max(initial=1), 1, None))
+    sp = (lines.gather(start, w) == _SP) & (np.arange(w) < n[:, None])
+    first = sp.argmax(axis=1)
+    last = w - 1 - sp[:, ::-1].argmax(axis=1)
+    return np.count_nonzero(sp, axis=1) == 2, start + first, start + last
 
-    Returns (ok, the ten space offsets, timestamp bytes, status, bytes).
+
+def _head_ok(lines: _Lines, s: np.ndarray, qq: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Grammar check of ``ip ident user [ts] "method path proto" status bytes `` per line.
+
+    Returns (ok, the space offsets ending ip, ident, user, method, path; timestamp
+    bytes; status; bytes).
     """
-    ss = np.searchsorted(sp, s)
-    ok = np.searchsorted(sp, qq[:, 2]) - ss == 10
-    ps = sp[ss[:, None] + np.arange(10)]
-    d = np.diff(ps, axis=1)
-    ok &= (ps[:, 9] == qq[:, 2] - 1) & (ps[:, 0] > s) & (d[:, 0] > 1) & (d[:, 1] > 1)
-    ok &= (d[:, 2] == 22) & (d[:, 3] == 7)  # "[DD/Mon/YYYY:HH:MM:SS" "+hhmm]"
-    ok &= (d[:, 4] > 2) & (d[:, 5] > 1) & (d[:, 6] > 2) & (d[:, 7] == 4)
-    ok &= (qq[:, 0] == ps[:, 4] + 1) & (qq[:, 1] == ps[:, 7] - 1)
-    ts = lines.gather(ps[:, 2] + 1, 28)
+    a = lines.padded
+    q0, q1, q2 = qq[:, 0], qq[:, 1], qq[:, 2]
+    ts_at = q0 - 29  # "[DD/Mon/YYYY:HH:MM:SS +hhmm]" then a space before the quote
+    pre_ok, sp0, sp1 = _two_spaces(lines, s, ts_at - 1 - s)
+    req_ok, sp3, sp4 = _two_spaces(lines, q0 + 1, q1 - q0 - 1)
+    ok = pre_ok & req_ok & (sp0 > s) & (sp1 > sp0 + 1) & (ts_at - 1 > sp1 + 1)
+    ok &= (sp3 > q0 + 1) & (sp4 > sp3 + 1) & (q1 > sp4 + 1)
+    ok &= (a[np.maximum(ts_at - 1, 0)] == _SP) & (a[q0 - 1] == _SP) & (a[q1 + 1] == _SP)
+    ok &= (a[q1 + 5] == _SP) & (a[q2 - 1] == _SP)
+    ts = lines.gather(ts_at, 28)
     digits = ts[:, _TS_DIGITS] - np.uint8(48)
     letters = ts[:, 4:7] | 0x20
     ok &= np.all(digits < 10, axis=1) & np.all(ts[:, _TS_FIXED_AT] == _TS_FIXED, axis=1)
     ok &= np.all((letters >= ord("a")) & (letters <= ord("z")), axis=1)
     ok &= (ts[:, 22] == ord("+")) | (ts[:, 22] == ord("-"))
-    status, status_ok = _digits(lines, ps[:, 8], np.full(len(s), 3), 3)
-    blen = d[:, 8] - 1
-    nbytes, bytes_ok = _digits(lines, ps[:, 9], blen, MAX_BYTES_DIGITS)
-    dash = (blen == 1) & (lines.padded[np.minimum(ps[:, 8] + 1, lines.n_bytes)] == ord("-"))
+    status, status_ok = _digits(lines, q1 + 5, np.full(len(s), 3), 3)
+    blen = q2 - q1 - 7
+    nbytes, bytes_ok = _digits(lines, q2 - 1, blen, MAX_BYTES_DIGITS)
+    dash = (blen == 1) & (a[np.clip(q1 + 6, 0, lines.n_bytes)] == ord("-"))
     ok &= status_ok & (bytes_ok | dash)
-    return ok, ps, ts[:, 1:27], status, np.where(bytes_ok, nbytes, 0)
+    cuts = np.column_stack([sp0, sp1, ts_at - 1, sp3, sp4])
+    return ok, cuts, ts[:, 1:27], status, np.where(bytes_ok, nbytes, 0)
 
 
-def _tail_ok(
-    lines: _Lines, t0: np.ndarray, e: np.ndarray, sp: np.ndarray
-) -> tuple[np.ndarray, ...]:
+def _tail_ok(lines: _Lines, t0: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, ...]:
     """Grammar check of the tail ``( rt service)?\\r*``.
 
-    Returns (ok, has the extension, rt start, service's leading space, service end).
+    Returns (ok, rt start and end, service start and end); both ranges are empty
+    at ``t0`` when the line has no extension.
     """
-    a = lines.a
-    cr = _positions(a, _CR, 1)
-    ci = np.searchsorted(cr, t0)
-    body_end = np.minimum(cr[ci], e)  # first CR of the tail, or its end
-    ok = np.searchsorted(cr, e) - ci == e - body_end  # nothing but CRs after it
-    ext = body_end > t0
-    si = np.searchsorted(sp, t0)
-    svc_at = sp[si + 1]
-    ext_ok = (sp[si] == t0) & (np.searchsorted(sp, body_end) - si == 2) & (body_end > svc_at + 1)
-    rt_at = t0 + 1
-    rlen = svc_at - rt_at
-    w = int(np.clip(np.where(ext, rlen, 1).max(initial=1), 1, 19))
-    r = lines.gather(rt_at, w)
-    inside = np.arange(w) < rlen[:, None]
-    isdot = (r == ord(".")) & inside
+    n = e - t0
+    w = int(np.clip(n.max(initial=1), 1, None))
+    t = lines.gather(t0, w)
+    col = np.arange(w)
+    inside = col < n[:, None]
+    cr = (t == _CR) & inside
+    text = inside & ~cr
+    body = np.where(text.any(axis=1), w - text[:, ::-1].argmax(axis=1), 0)  # CRs stripped
+    ok = ~np.any(cr & (col < body[:, None]), axis=1)
+    ext = body > 0
+    sp = (t == _SP) & (col < body[:, None])
+    last = w - 1 - sp[:, ::-1].argmax(axis=1)
+    ext_ok = (t[:, 0] == _SP) & (np.count_nonzero(sp, axis=1) == 2) & (body > last + 1)
+    rlen = last - 1
+    rw = int(np.clip(np.where(ext, rlen, 1).max(initial=1), 1, 19))
+    r = lines.gather(t0 + 1, rw)
+    rin = np.arange(rw) < rlen[:, None]
+    isdot = (r == ord(".")) & rin
     ndots = isdot.sum(axis=1)
     dot = np.argmax(isdot, axis=1)
-    chars_ok = np.all(((r >= 48) & (r <= 57)) | isdot | ~inside, axis=1)
+    chars_ok = np.all(((r >= 48) & (r <= 57)) | isdot | ~rin, axis=1)
     whole = (ndots == 0) & (rlen >= 1) & (rlen <= 9)
     frac = (ndots == 1) & (dot >= 1) & (dot <= 9) & (rlen - dot - 1 >= 1) & (rlen - dot - 1 <= 9)
     dash = (rlen == 1) & (r[:, 0] == ord("-"))
     ext_ok &= (chars_ok & (whole | frac)) | dash
-    return ok & (~ext | ext_ok), ext, rt_at, svc_at, body_end
+    at = np.where(ext, t0 + last, t0)
+    return (
+        ok & (~ext | ext_ok),
+        np.where(ext, t0 + 1, t0),
+        at,
+        np.where(ext, at + 1, t0),
+        t0 + np.where(ext, body, 0),
+    )
 
 
 def _digits(lines: _Lines, end: np.ndarray, n: np.ndarray, width: int) -> tuple[np.ndarray, ...]:
@@ -382,6 +396,86 @@ def _fixed(arr: pa.Array, width: int) -> np.ndarray:
     offs = np.frombuffer(arr.buffers()[1], np.int32)[arr.offset : arr.offset + n + 1]
     data = np.frombuffer(arr.buffers()[2], np.uint8)[offs[0] : offs[-1]]
     return data.reshape(n, width)
+
+
+# ---- endpoints
+
+_NOT_DIGIT = np.ones(256, np.uint8)
+_NOT_DIGIT[ord("0") : ord("9") + 1] = 0
+_IS_HEX = _NOT_DIGIT == 0
+_IS_HEX[[*range(ord("a"), ord("g")), *range(ord("A"), ord("G"))]] = True
+_ID_TEXT = np.frombuffer(b"{id}", np.uint8)
+
+
+def endpoints(paths: pa.Array) -> pa.Array:
+    """Vectorized :func:`~logpipe.parse_rules.endpoint_of` over a string array."""
+    return _endpoints_flat(paths) if len(paths) else paths
+
+
+def _endpoints_flat(paths: pa.Array) -> pa.Array:
+    """Every path's bytes in one flat array; ids and queries cut by byte counts.
+
+    A segment (the bytes after a slash, up to the next slash or the query) is an
+    id when all its bytes are digits, or >= 16 are all hex, or it is a UUID; the
+    regex twin replaces exactly these (two passes catch consecutive ones).
+    """
+    n = len(paths)
+    offs = np.frombuffer(paths.buffers()[1], np.int32)[paths.offset : paths.offset + n + 1]
+    offs = offs.astype(np.int64) - offs[0]
+    size = int(offs[-1])
+    if size == 0:
+        return paths
+    first = int(np.frombuffer(paths.buffers()[1], np.int32)[paths.offset])
+    data = np.frombuffer(paths.buffers()[2], np.uint8)[first : first + size]
+    end = offs[1:].copy()  # end of each path without its query
+    q = np.flatnonzero(data == ord("?"))
+    if len(q):
+        q_row = np.searchsorted(offs, q, side="right") - 1
+        head = np.append(True, q_row[1:] != q_row[:-1])
+        end[q_row[head]] = q[head]
+    sl = np.flatnonzero(data == ord("/"))
+    sl_row = np.searchsorted(offs, sl, side="right") - 1
+    inside = sl < end[sl_row]
+    sl, sl_row = sl[inside], sl_row[inside]
+    same = np.append(sl_row[1:] == sl_row[:-1], False)
+    seg_s = sl + 1
+    seg_e = np.where(same, np.append(sl[1:], 0), end[sl_row])
+    ids = _id_segments(data, seg_s, seg_e)
+    s_id, e_id = seg_s[ids], seg_e[ids]
+    drop_s, drop_e = np.concatenate([s_id, end]), np.concatenate([e_id, offs[1:]])
+    edge = np.bincount(drop_s, minlength=size + 1) - np.bincount(drop_e, minlength=size + 1)
+    count = (np.cumsum(edge[:-1]) == 0).astype(np.int8)  # bytes each input byte emits
+    count[s_id] = len(_ID_TEXT)
+    out = np.repeat(data, count)
+    cum = np.concatenate([[0], np.cumsum(count, dtype=np.int64)])
+    if len(s_id):
+        out[cum[s_id][:, None] + np.arange(len(_ID_TEXT))] = _ID_TEXT
+    offsets = cum[offs].astype(np.int32)
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(out)])
+
+
+def _id_segments(data: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """Which byte ranges ``[s, e)`` of ``data`` are ids: digits, 16+ hex digits, a UUID."""
+    n = e - s
+    ids = n >= 1
+    if not ids.any():
+        return ids
+    # reduceat over (start, end) pairs: even results are the segments, odd the gaps.
+    not_digit = np.append(_NOT_DIGIT.take(data), np.uint8(0))
+    ids &= np.maximum.reduceat(not_digit, np.column_stack([s, e]).reshape(-1))[::2] == 0
+    long = np.flatnonzero((n >= 16) & ~ids)
+    if len(long):
+        w = int(n[long].max())
+        g = data.take(np.minimum(s[long][:, None] + np.arange(w), len(data) - 1))
+        inside = np.arange(w) < n[long][:, None]
+        hexes = _IS_HEX.take(g) | ~inside
+        dash = (g == ord("-")) & inside
+        all_hex = hexes.all(axis=1)
+        uuid = (n[long] == 36) & (hexes | dash).all(axis=1) & (dash.sum(axis=1) == 4)
+        if uuid.any():
+            uuid &= (g[:, [8, 13, 18, 23]] == ord("-")).all(axis=1)
+        ids[long] = all_hex | uuid
+    return ids
 
 
 # ---- timestamps
