@@ -5,10 +5,22 @@ per batch with ``1 + n_shards`` returns (a small :class:`ParseStats` and one
 parsed output per shard) and hands the output refs straight to the shard
 actors. The driver never ``ray.get``s parsed data: it waits only on the shards'
 small acks (backpressure via ``ray.wait``) and reads the parse stats.
+
+Recovery (see docs/reliability.md): parse tasks retry; shards, detector and
+alerting actor restart. Each batch gets a sequence number; the driver keeps a
+batch's refs until every shard's checkpoint covers it and replays them to a
+restarted shard, which applies batches strictly in order and once each. The
+detector journals every pane it receives between snapshots; the alerting actor
+resumes from its JSON-lines file. State lives in a directory the pipeline
+creates (``state_dir``: on a multi-node cluster a path every node can read).
 """
 
 from __future__ import annotations
 
+import os
+import pickle
+import shutil
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -23,8 +35,8 @@ from logpipe.detector import DetectorActor, DetectorConfig
 from logpipe.events import PipelineEvents
 from logpipe.parse import ParseOptions, ParseStats, parse_task
 from logpipe.routing import STRATEGIES
-from logpipe.shard import Counts, ShardActor, merge_totals
-from logpipe.windows import SketchConfig, WindowSpec
+from logpipe.shard import Counts, ShardAck, ShardActor, merge_totals
+from logpipe.windows import PaneAggregate, SketchConfig, WindowSpec
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,12 @@ class PipelineConfig:
     alerts_path: str | None = None
     webhook_url: str | None = None
     max_dead_letters: int = 50
+    # Recovery: shard checkpoint period (batches), detector snapshot period (panes),
+    # parse task retries, and where state lives (None: a fresh temp directory).
+    checkpoint_every: int = 16
+    snapshot_every: int = 64
+    parse_max_retries: int = 5
+    state_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.sharding not in STRATEGIES:
@@ -58,6 +76,8 @@ class PipelineConfig:
             raise ValueError(f"max_in_flight: must be >= 1 (got {self.max_in_flight})")
         if self.parse_num_cpus <= 0:
             raise ValueError("parser.cpus_per_task: must be > 0")
+        if self.checkpoint_every < 1 or self.snapshot_every < 1 or self.parse_max_retries < 0:
+            raise ValueError("checkpoint_every, snapshot_every >= 1; parse_max_retries >= 0")
 
 
 @dataclass
@@ -76,14 +96,80 @@ class PipelineOutcome:
     merged_totals: Counts = field(default_factory=dict)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     detector: dict[str, Any] = field(default_factory=dict)
+    recovery: dict[str, int] = field(
+        default_factory=lambda: {"shard_restarts": 0, "replayed": 0, "unrecoverable": 0}
+    )
 
 
 @dataclass
-class _InFlight:
-    batch: Batch
+class _Sent:
+    """A batch the driver holds by reference until every shard has checkpointed it."""
+
+    batch_id: int
+    meta: Any
+    batch_ref: Any
     stats_ref: Any
-    acks_left: int
+    out_refs: list[Any]
     emitted_s: float
+
+
+class JournaledDetector(DetectorActor):
+    """A :class:`DetectorActor` that loses nothing when it is killed.
+
+    Every submitted pane is appended to a journal before it is applied; the
+    state is snapshotted every ``snapshot_every`` completed panes (which empties
+    the journal). A restarted actor restores the snapshot and re-applies the
+    journal: panes it already holds are ignored by the core's per-shard
+    deduplication, and alerts recomputed from the journal are deduplicated by the
+    alerting actor. Calls that never returned are retried by Ray.
+    """
+
+    def __init__(
+        self,
+        config: DetectorConfig,
+        window: WindowSpec,
+        n_shards: int,
+        alerting: Any,
+        state_dir: str,
+        snapshot_every: int = 64,
+    ) -> None:
+        snapshot = os.path.join(state_dir, "detector.ckpt")
+        super().__init__(config, window, n_shards, alerting, snapshot, snapshot_every)
+        self._journal_path = os.path.join(state_dir, "detector.journal")
+        self.replayed = 0
+        for shard_id, pane, trigger in _read_journal(self._journal_path):
+            self.replayed += 1
+            self._forward(self.core.submit(shard_id, pane, trigger))
+        self._journal = open(self._journal_path, "ab")  # noqa: SIM115 (actor lifetime)
+
+    def submit(self, shard_id: int, pane: PaneAggregate, trigger_batch_id: int) -> int:
+        pickle.dump((shard_id, pane, trigger_batch_id), self._journal, pickle.HIGHEST_PROTOCOL)
+        self._journal.flush()  # a killed process loses nothing flushed to the OS
+        return super().submit(shard_id, pane, trigger_batch_id)
+
+    def checkpoint(self) -> None:
+        super().checkpoint()
+        journal = getattr(self, "_journal", None)
+        if journal is not None:  # the snapshot covers every journalled pane
+            journal.truncate(0)
+            journal.seek(0)
+
+
+def _read_journal(path: str) -> list[tuple[int, PaneAggregate, int]]:
+    """Entries of a journal this pipeline wrote; a torn last entry is dropped
+    (its call never returned, so Ray retries it)."""
+    entries: list[tuple[int, PaneAggregate, int]] = []
+    if not os.path.exists(path):
+        return entries
+    with open(path, "rb") as fh:
+        while True:
+            try:
+                entries.append(pickle.load(fh))
+            except EOFError:
+                break
+            except (pickle.UnpicklingError, ValueError, TypeError):
+                break
+    return entries
 
 
 class Pipeline:
@@ -100,90 +186,173 @@ class Pipeline:
         self.events = events or PipelineEvents()
         self.clock = clock
         self.outcome = PipelineOutcome()
-        self._in_flight: dict[int, _InFlight] = {}
-        self._ack_owner: dict[Any, int] = {}
+        self._sent: dict[int, _Sent] = {}
+        self._acks: dict[Any, int] = {}  # ack ref -> shard index
+        n = config.n_shards
+        self._applied = [-1] * n
+        self._checkpointed = [-1] * n
+        self._incarnation = [0] * n  # set from each shard's status() below
+        self._next_seq = 0
+        self._done_through = -1
+        self._released_through = -1
         self._alerts_seen = 0
-        self._last_batch_id = -1
         self._closed = False
+        self._owns_state = config.state_dir is None
+        self.state_dir = config.state_dir or tempfile.mkdtemp(prefix="logpipe-state-")
+        os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
         self._make_actors(stall)
+        # Learn each shard's incarnation first, so any later one is a restart.
+        for ack in ray.get([s.status.remote() for s in self.shards]):
+            self._incarnation[ack.shard_id] = ack.incarnation
 
     def _make_actors(self, stall: Callable[[int, int], float] | None) -> None:
         cfg = self.config
+        restart = {"num_cpus": 0, "max_restarts": -1, "max_task_retries": -1}
         # Actors reserve no CPU slot: parse tasks get the cores, actors share them.
-        self.alerting = (
+        # Constructor arguments stay small (no object-store refs) so restarts work.
+        alerts_path = cfg.alerts_path or os.path.join(self.state_dir, "alerts.jsonl")
+        # Actor handles are typed Any: Ray's stubs do not model ``.remote`` on methods.
+        self.alerting: Any = (
             ray.remote(AlertingActor)
-            .options(num_cpus=0, max_restarts=-1, max_task_retries=-1)
-            .remote(path=cfg.alerts_path, webhook_url=cfg.webhook_url)
+            .options(**restart)
+            .remote(path=alerts_path, webhook_url=cfg.webhook_url)
         )
-        self.detector = (
-            ray.remote(DetectorActor)
-            .options(num_cpus=0, max_restarts=-1, max_task_retries=-1)
-            .remote(cfg.detector, cfg.window, cfg.n_shards, self.alerting)
+        self.detector: Any = (
+            ray.remote(JournaledDetector)
+            .options(**restart)
+            .remote(
+                cfg.detector,
+                cfg.window,
+                cfg.n_shards,
+                self.alerting,
+                self.state_dir,
+                cfg.snapshot_every,
+            )
         )
         strategy = "SPREAD" if cfg.spread_shards else "DEFAULT"
-        self.shards = [
+        self.shards: list[Any] = [
             ray.remote(ShardActor)
-            .options(num_cpus=0, scheduling_strategy=strategy)
-            .remote(i, cfg.window, self.detector, cfg.sketch, stall)
+            .options(scheduling_strategy=strategy, **restart)
+            .remote(
+                i,
+                cfg.window,
+                self.detector,
+                cfg.sketch,
+                stall,
+                self.state_dir,
+                cfg.checkpoint_every,
+            )
             for i in range(cfg.n_shards)
         ]
 
     # -- feeding -----------------------------------------------------------
     @property
     def in_flight(self) -> int:
-        return len(self._in_flight)
+        """Batches submitted and not yet applied by every shard."""
+        return self._next_seq - 1 - self._done_through
+
+    @property
+    def submitted_through(self) -> int:
+        """Sequence number of the last batch submitted (-1 before the first)."""
+        return self._next_seq - 1
+
+    @property
+    def done_through(self) -> int:
+        """Every batch up to this sequence number is applied by every shard."""
+        return self._done_through
+
+    @property
+    def retained(self) -> int:
+        """Batches held by reference for replay (not yet checkpointed by every shard)."""
+        return len(self._sent)
 
     def submit(self, batch: Batch) -> float:
         """Send one batch; blocks while ``max_in_flight`` batches are unfinished.
 
         Returns the wall time at which the batch entered the pipeline.
         """
-        while len(self._in_flight) >= self.config.max_in_flight:
+        while self.in_flight >= self.config.max_in_flight:
             self.poll(timeout_s=None)
         cfg = self.config
         meta = batch.meta
         batch_ref = ray.put(batch)
-        refs = parse_task.options(num_returns=1 + cfg.n_shards, num_cpus=cfg.parse_num_cpus).remote(
-            batch_ref, cfg.parse, cfg.sharding, cfg.n_shards
-        )
-        stats_ref, outputs = refs[0], refs[1:]
+        refs: list[Any] = parse_task.options(  # type: ignore[assignment]
+            num_returns=1 + cfg.n_shards,
+            num_cpus=cfg.parse_num_cpus,
+            max_retries=cfg.parse_max_retries,
+        ).remote(batch_ref, cfg.parse, cfg.sharding, cfg.n_shards)
         now = self.clock()
-        for shard, out_ref in zip(self.shards, outputs):
-            ack = shard.ingest.remote(
-                meta.batch_id, meta.first_event_ms, meta.last_event_ms, out_ref
-            )
-            self._ack_owner[ack] = meta.batch_id
-        self._in_flight[meta.batch_id] = _InFlight(batch, stats_ref, len(outputs), now)
-        self._last_batch_id = max(self._last_batch_id, meta.batch_id)
+        seq = self._next_seq
+        self._next_seq += 1
+        sent = _Sent(meta.batch_id, meta, batch_ref, refs[0], list(refs[1:]), now)
+        self._sent[seq] = sent
+        for i in range(cfg.n_shards):
+            self._ingest(i, seq, sent)
         self.outcome.batches += 1
         self.outcome.lines_emitted += meta.line_count
         self.events.batch_emitted.fire(batch_id=meta.batch_id, t_s=now, in_flight=self.in_flight)
         return now
 
+    def _ingest(self, shard: int, seq: int, sent: _Sent) -> None:
+        meta = sent.meta
+        ack = self.shards[shard].ingest.remote(
+            seq, meta.batch_id, meta.first_event_ms, meta.last_event_ms, sent.out_refs[shard]
+        )
+        self._acks[ack] = shard
+
     def poll(self, timeout_s: float | None = 0.0) -> int:
         """Account for finished batches; wait up to ``timeout_s`` for one (None: forever)."""
-        if not self._ack_owner:
+        if not self._acks:
             return 0
-        refs = list(self._ack_owner)
+        refs = list(self._acks)
         if timeout_s is None:
             ready, _ = ray.wait(refs, num_returns=1)
             more, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
             ready = list({*ready, *more})
         else:
             ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
-        done = 0
         for ref in ready:
-            batch_id = self._ack_owner.pop(ref)
-            ray.get(ref)  # surfaces an actor failure instead of hiding it
-            entry = self._in_flight[batch_id]
-            entry.acks_left -= 1
-            if entry.acks_left == 0:
-                self._finish_batch(batch_id, entry)
-                done += 1
+            del self._acks[ref]
+            self._on_ack(ray.get(ref))  # surfaces an actor failure instead of hiding it
+        return self._advance()
+
+    def _on_ack(self, ack: ShardAck) -> None:
+        i = ack.shard_id
+        if ack.incarnation > self._incarnation[i]:
+            self._incarnation[i] = ack.incarnation
+            self._replay(i, ack.applied_through)
+        elif ack.incarnation < self._incarnation[i]:
+            return  # a reply from before a restart: the new state supersedes it
+        self._applied[i] = max(self._applied[i], ack.applied_through)
+        self._checkpointed[i] = max(self._checkpointed[i], ack.checkpointed_through)
+
+    def _replay(self, shard: int, applied_through: int) -> None:
+        """Resend to a restarted shard every batch after its restored state."""
+        self.outcome.recovery["shard_restarts"] += 1
+        if applied_through < self._released_through:
+            # Its checkpoint is gone (e.g. a node-local state_dir on a lost node).
+            self.outcome.recovery["unrecoverable"] += self._released_through - applied_through
+        for seq in range(applied_through + 1, self._next_seq):
+            sent = self._sent.get(seq)
+            if sent is not None:
+                self._ingest(shard, seq, sent)
+                self.outcome.recovery["replayed"] += 1
+
+    def _advance(self) -> int:
+        """Finish batches every shard has applied; drop refs every shard has checkpointed."""
+        done = 0
+        through = min(self._applied)
+        while self._done_through < through:
+            self._done_through += 1
+            self._finish_batch(self._sent[self._done_through])
+            done += 1
+        release = min(min(self._checkpointed), self._done_through)
+        while self._released_through < release:
+            self._released_through += 1
+            self._sent.pop(self._released_through, None)
         return done
 
-    def _finish_batch(self, batch_id: int, entry: _InFlight) -> None:
-        del self._in_flight[batch_id]
+    def _finish_batch(self, entry: _Sent) -> None:
         stats: ParseStats = ray.get(entry.stats_ref)
         out = self.outcome
         out.lines_parsed += stats.parsed
@@ -201,11 +370,11 @@ class Pipeline:
                     "sample": dl.sample,
                 }
             )
-        self.events.batch_done.fire(batch_id=batch_id, t_s=self.clock(), stats=stats)
+        self.events.batch_done.fire(batch_id=entry.batch_id, t_s=self.clock(), stats=stats)
 
     def drain(self) -> None:
         """Wait until every submitted batch is aggregated."""
-        while self._in_flight:
+        while self.in_flight:
             self.poll(timeout_s=None)
 
     def poll_alerts(self) -> list[dict[str, Any]]:
@@ -220,23 +389,43 @@ class Pipeline:
     def finish(self) -> PipelineOutcome:
         """Drain, flush every pane through the detector, collect totals and alerts."""
         self.drain()
-        ray.get([s.flush.remote(self._last_batch_id) for s in self.shards])
+        last = self._next_seq - 1
+        flushed = self._flush_shards(last)
         ray.get(self.detector.flush.remote())
         out = self.outcome
-        out.shard_summaries = ray.get([s.summary.remote() for s in self.shards])
-        out.shard_totals = ray.get([s.totals.remote() for s in self.shards])
+        out.shard_summaries = [summary for summary, _ in flushed]
+        out.shard_totals = [totals for _, totals in flushed]
         out.merged_totals = merge_totals(out.shard_totals)
         out.detector = ray.get(self.detector.stats.remote())
         out.alerts = ray.get(self.alerting.alerts_since.remote(0))
         return out
 
+    def _flush_shards(self, last: int) -> list[tuple[dict[str, Any], Counts]]:
+        """Flush every shard; a shard that restarted meanwhile is replayed and asked again."""
+        results: list[tuple[dict[str, Any], Counts] | None] = [None] * len(self.shards)
+        while True:
+            todo = [i for i, r in enumerate(results) if r is None]
+            if not todo:
+                return [r for r in results if r is not None]
+            replies = ray.get([self.shards[i].flush.remote(last) for i in todo])
+            for i, (ack, summary, totals) in zip(todo, replies):
+                if summary is not None and totals is not None:
+                    results[i] = (summary, totals)
+                    continue
+                self._incarnation[i] = max(self._incarnation[i], ack.incarnation)
+                self._replay(i, ack.applied_through)
+            while self._acks:  # let the replayed batches land before asking again
+                self.poll(timeout_s=None)
+
     def close(self) -> None:
-        """Kill the pipeline's actors (idempotent)."""
+        """Kill the pipeline's actors and remove its state directory (idempotent)."""
         if self._closed:
             return
         self._closed = True
         for actor in [*self.shards, self.detector, self.alerting]:
             ray.kill(actor, no_restart=True)
+        if self._owns_state:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def __enter__(self) -> Pipeline:
         return self

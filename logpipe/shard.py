@@ -9,11 +9,14 @@ whose last event is at or past the pane end has been ingested.
 
 from __future__ import annotations
 
+import os
+import pickle
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -170,8 +173,31 @@ def as_table(output: Any) -> pa.Table:
     return pa.Table.from_pylist(list(output or []), schema=PARSED_SCHEMA)
 
 
+class ShardAck(NamedTuple):
+    """A shard's reply to ``ingest``/``flush``: what it has applied and made durable.
+
+    ``applied_through``: highest sequence number applied with every earlier one
+    applied too; ``checkpointed_through``: highest covered by the shard's latest
+    checkpoint (the driver may drop its batches up to the minimum over shards);
+    ``incarnation``: set when the actor (re)starts, larger after every restart.
+    """
+
+    shard_id: int
+    seq: int
+    applied_through: int
+    checkpointed_through: int
+    incarnation: int
+
+
 class ShardActor:
     """Ray actor around :class:`ShardCore`; pushes closed panes to the detector.
+
+    Calls carry the driver's sequence number ``seq`` (0, 1, 2, ... per pipeline).
+    A call ahead of the next expected ``seq`` (a retried call reaching a restarted
+    actor before the driver replays what it lost) is held, not applied, so rows
+    always enter in order and the watermark stays exact. With ``checkpoint_dir``
+    the state is written there every ``checkpoint_every`` applied batches, and a
+    restarted actor resumes from it; the driver replays the batches since.
 
     ``stall`` is a test-only hook (``None`` in normal runs): a callable given the
     batch's event range that returns seconds to sleep, used to validate that the
@@ -185,31 +211,98 @@ class ShardActor:
         detector: Any,
         sketch: SketchConfig | None = None,
         stall: Callable[[int, int], float] | None = None,
+        checkpoint_dir: str | None = None,
+        checkpoint_every: int = 16,
     ) -> None:
         self.core = ShardCore(shard_id, window, sketch)
         self.detector = detector
         self.stall = stall
+        self.checkpoint_every = max(1, checkpoint_every)
+        self._path = (
+            None if checkpoint_dir is None else Path(checkpoint_dir) / f"shard-{shard_id}.ckpt"
+        )
         self._pending: list[Any] = []
+        self._held: dict[int, tuple[int, int, int, Any]] = {}
+        self.applied_through = -1
+        self.checkpointed_through = -1
+        self.last_batch_id = -1
+        # Wall-clock nanoseconds: a restarted actor's value is larger (see ShardAck).
+        self.incarnation = time.time_ns()
+        self._restore()
+
+    def _restore(self) -> None:
+        if self._path is None or not self._path.exists():
+            return
+        # The pipeline's own file, in a directory it created (never user input).
+        with open(self._path, "rb") as fh:
+            state, through, self.last_batch_id = pickle.load(fh)
+        self.core.state = state
+        self.applied_through = self.checkpointed_through = through
 
     def ingest(
-        self, batch_id: int, first_event_ms: int, last_event_ms: int, output: Any
-    ) -> tuple[int, int]:
+        self, seq: int, batch_id: int, first_event_ms: int, last_event_ms: int, output: Any
+    ) -> ShardAck:
+        """Apply batch ``seq`` (or hold it until the ones before it arrive)."""
+        if seq > self.applied_through:
+            self._held[seq] = (batch_id, first_event_ms, last_event_ms, output)
+        while (nxt := self.applied_through + 1) in self._held:
+            self._apply(nxt, *self._held.pop(nxt))
+        if self.applied_through - self.checkpointed_through >= self.checkpoint_every:
+            self.checkpoint()
+        return self._ack(seq)
+
+    def _apply(self, seq: int, batch_id: int, first_ms: int, last_ms: int, output: Any) -> None:
         if self.stall is not None:
-            pause = self.stall(first_event_ms, last_event_ms)
+            pause = self.stall(first_ms, last_ms)
             if pause > 0:
                 time.sleep(pause)
-        closed = self.core.ingest(batch_id, first_event_ms, last_event_ms, output)
+        closed = self.core.ingest(batch_id, first_ms, last_ms, output)
         self._submit(closed, batch_id)
-        return self.core.shard_id, batch_id
+        self.applied_through = seq
+        self.last_batch_id = batch_id
 
-    def flush(self, last_batch_id: int) -> int:
-        """Close every pane and wait until the detector has received them."""
+    def status(self) -> ShardAck:
+        """What the shard has applied and checkpointed (``seq`` is -1)."""
+        return self._ack(-1)
+
+    def _ack(self, seq: int) -> ShardAck:
+        return ShardAck(
+            self.core.shard_id,
+            seq,
+            self.applied_through,
+            self.checkpointed_through,
+            self.incarnation,
+        )
+
+    def checkpoint(self) -> None:
+        """Write the state atomically (no-op without ``checkpoint_dir``)."""
+        if self._path is None:
+            return
+        tmp = self._path.with_suffix(".tmp")
+        with open(tmp, "wb") as fh:
+            pickle.dump(
+                (self.core.state, self.applied_through, self.last_batch_id),
+                fh,
+                pickle.HIGHEST_PROTOCOL,
+            )
+        os.replace(tmp, self._path)
+        self.checkpointed_through = self.applied_through
+
+    def flush(self, last_seq: int) -> tuple[ShardAck, dict[str, Any] | None, Counts | None]:
+        """Close every pane once all of ``0..last_seq`` is applied; summary and totals.
+
+        Returns ``(ack, None, None)`` without flushing while batches are missing
+        (the driver replays them and asks again): the totals come from the same
+        call that closed the panes, so a restart in between cannot lose them.
+        """
         import ray
 
-        self._submit(self.core.flush(), last_batch_id)
+        if self.applied_through < last_seq:
+            return self._ack(last_seq), None, None
+        self._submit(self.core.flush(), self.last_batch_id)
         pending, self._pending = self._pending, []
         ray.get(pending)
-        return len(pending)
+        return self._ack(last_seq), self.core.summary(), self.core.state.totals
 
     def _submit(self, closed: list[PaneAggregate], batch_id: int) -> None:
         sid = self.core.shard_id
