@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.calibration import calibrate
+from harness.payload import check_replay
 from harness.results import RunResult, write_result
 from harness.runner import Reporter, Runner
 from harness.scenario import Matrix, Scenario, ScenarioError, load_scenario_module
@@ -65,6 +66,7 @@ def plan(
     for name, scn in variants:
         if extra:
             scn = scn.with_overrides(extra)
+        check_replay(scn.generator)  # a bad replay file fails here, as one line
         out.append(Planned(str(path), name, scn))
     return out
 

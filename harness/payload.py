@@ -17,7 +17,7 @@ import numpy as np
 from logpipe import rate as rate_mod
 from logpipe.batch import Batch
 from logpipe.generate import GeneratorConfig, GroundTruth, Injection, generate
-from logpipe.replay import read_batches
+from logpipe.replay import ReplayError, detect_format, read_batches
 
 
 @dataclass
@@ -86,12 +86,36 @@ def generator_config(gen: Any) -> GeneratorConfig:
     )
 
 
+def check_replay(gen: Any) -> None:
+    """Fail early, with one line naming ``generator.replay``, on a replay file that
+    does not exist, is empty, unreadable or of an unknown format."""
+    from harness.scenario import ScenarioError
+
+    if not gen.replay:
+        return
+    try:
+        if gen.replay_format == "auto":
+            detect_format(gen.replay)
+        else:  # reads only the first batch (the reader is lazy)
+            next(iter(read_batches(gen.replay, gen.replay_format, 1_000, "none")), None)
+    except ReplayError as err:
+        raise ScenarioError(f"generator.replay: {err}", field="generator.replay") from None
+
+
 def build_payload(gen: Any, clock: Callable[[], float] = time.perf_counter) -> Payload:
-    """Generate (or read) every batch and plan its emit time."""
+    """Generate (or read) every batch and plan its emit time.
+
+    A replay file that cannot be read raises ``ScenarioError`` (one line).
+    """
+    from harness.scenario import ScenarioError
+
     started = clock()
     profile = rate_profile(gen.rate)
     if gen.replay:
-        batches = list(read_batches(gen.replay, gen.replay_format, gen.batch_lines, gen.codec))
+        try:
+            batches = list(read_batches(gen.replay, gen.replay_format, gen.batch_lines, gen.codec))
+        except ReplayError as err:
+            raise ScenarioError(f"generator.replay: {err}", field="generator.replay") from None
         planned = _retime(batches, profile, gen.duration_s)
         return Payload(batches, planned, [], clock() - started, f"replay:{gen.replay}")
     offsets = profile.line_offsets(gen.duration_s)

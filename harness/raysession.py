@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 # Ray's default on Linux is the machine's outbound IP; this makes a local Ray
 # advertise (and its dashboard bind to) loopback instead. Applied only to the
@@ -26,6 +27,7 @@ class RaySession:
     started_here: bool
     num_cpus: float
     object_store_bytes: int | None
+    cluster: Any = None  # the ray.cluster_utils.Cluster when simulated_nodes >= 2
 
 
 @contextmanager
@@ -34,15 +36,24 @@ def ray_session(
     object_store_memory: int | None = None,
     address: str | None = None,
     include_dashboard: bool = False,
+    simulated_nodes: int = 0,
 ) -> Iterator[RaySession]:
-    """Start or attach to Ray for the duration of the block."""
+    """Start or attach to Ray for the duration of the block.
+
+    ``simulated_nodes >= 2`` starts a ``ray.cluster_utils.Cluster`` on this
+    machine instead (a head and ``simulated_nodes - 1`` workers, sharing
+    ``num_cpus`` and the object store), for multi-node fault runs.
+    """
     import ray
 
     if ray.is_initialized():
         # An embedding program (tests, notebooks) owns this Ray: use it, leave it.
         yield _describe(address=None, started=False)
         return
-    if address:
+    cluster = None
+    if simulated_nodes >= 2:
+        cluster = _start_cluster(simulated_nodes, num_cpus, object_store_memory)
+    elif address:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
     else:
         for key, value in _LOOPBACK_ENV.items():
@@ -56,10 +67,42 @@ def ray_session(
             configure_logging=False,
         )
     try:
-        yield _describe(address=address, started=not address)
+        session = _describe(address=address, started=not address)
+        yield RaySession(
+            session.address,
+            session.started_here,
+            session.num_cpus,
+            session.object_store_bytes,
+            cluster,
+        )
     finally:
         # Stops what we started; for an attached cluster only disconnects the driver.
         ray.shutdown()
+        if cluster is not None:
+            cluster.shutdown()
+
+
+def _start_cluster(nodes: int, num_cpus: int | None, store: int | None) -> Any:
+    from ray.cluster_utils import Cluster
+
+    for key, value in _LOOPBACK_ENV.items():
+        os.environ.setdefault(key, value)
+    cpus = max(1, (num_cpus or os.cpu_count() or 2) // nodes)
+    per_node: dict[str, Any] = {"num_cpus": cpus, "include_dashboard": False}
+    if store:
+        per_node["object_store_memory"] = max(store // nodes, 75 * 1024 * 1024)
+    cluster = Cluster(initialize_head=True, head_node_args=per_node)
+    try:
+        for _ in range(nodes - 1):
+            cluster.add_node(**{k: v for k, v in per_node.items() if k != "include_dashboard"})
+        cluster.wait_for_nodes()
+        import ray
+
+        ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
+    except BaseException:
+        cluster.shutdown()
+        raise
+    return cluster
 
 
 def _describe(address: str | None, started: bool) -> RaySession:

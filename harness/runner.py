@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from harness import measures
+from harness.faults import FaultInjector
 from harness.integrity import Reference, build_reference, check
 from harness.payload import Payload, build_payload
 from harness.pipeline_config import pipeline_config, stall_hook
@@ -100,6 +101,7 @@ class Runner:
         self.stop = stop or threading.Event()
         self.clock = clock
         self.calibration = calibration
+        self._cluster: Any = None  # a simulated cluster, for remove_node faults
 
     def run(self) -> RunResult:
         """Build the payload, start Ray, run every replicate, summarise."""
@@ -115,7 +117,9 @@ class Runner:
             object_store_memory=ray_spec.object_store_memory,
             address=self.address,
             include_dashboard=ray_spec.include_dashboard,
-        ):
+            simulated_nodes=ray_spec.simulated_nodes,
+        ) as session:
+            self._cluster = session.cluster
             ctx = self._context(payload)
             for index in range(scn.measurement.replicates):
                 if self.stop.is_set():
@@ -189,13 +193,17 @@ class Runner:
         probes = ReplicateProbes(
             meas.sample_interval_s, enabled=meas.samplers, clock=self.clock, address=self.address
         )
-        origin = self.clock() + 0.2  # lead time so the first batch is not born late
-        _subscribe(events, trace, payload, origin)
         started_at = self.clock()
+        faults = FaultInjector(scn.faults, self._cluster)
         with Pipeline(cfg, events, self.clock, stall_hook(scn, payload.truth)) as pipe:
+            # The clock starts once the actors are up (Pipeline waits for them):
+            # actor start-up is not part of the workload.
+            origin = self.clock() + 0.2  # lead time so the first batch is not born late
+            _subscribe(events, trace, payload, origin)
             probes.start(origin)
-            complete = self._emit(pipe, payload, trace, origin, index)
+            complete = self._emit(pipe, payload, trace, origin, index, faults)
             outcome = pipe.finish() if complete else pipe.outcome
+            fault_records = faults.finish(pipe, self.clock() - origin)
         series = probes.stop()
         leaked = probes.leaked_bytes()
         records = _records(payload, trace)
@@ -229,7 +237,7 @@ class Runner:
             detections=tuple(extra["detections"]),
             alerts=tuple(extra["alerts"]),
             shards={"lines": [s["rows"] for s in outcome.shard_summaries]},
-            faults=(),
+            faults=tuple(fault_records),
             integrity=integrity,
             rejections={
                 "reasons": dict(outcome.reasons),
@@ -239,7 +247,13 @@ class Runner:
         )
 
     def _emit(
-        self, pipe: Pipeline, payload: Payload, trace: _Trace, origin: float, index: int
+        self,
+        pipe: Pipeline,
+        payload: Payload,
+        trace: _Trace,
+        origin: float,
+        index: int,
+        faults: FaultInjector | None = None,
     ) -> bool:
         """Open-loop emission on the planned schedule; False when stopped early."""
         planned = payload.planned_s
@@ -247,6 +261,8 @@ class Runner:
         for i, batch in enumerate(payload.batches):
             due = origin + float(planned[i])
             while (now := self.clock()) < due:
+                if faults is not None:
+                    faults.tick(pipe, now - origin)
                 if self.stop.is_set():
                     return False
                 if pipe.in_flight:
@@ -258,6 +274,8 @@ class Runner:
             trace.backlog.append((now - origin, measures.backlog_at(planned, i, now - origin)))
             pipe.submit(batch)
             pipe.poll(timeout_s=0)
+            if faults is not None:
+                faults.tick(pipe, self.clock() - origin)
             if now - origin >= next_report:
                 next_report = now - origin + 0.5
                 new_alerts = pipe.poll_alerts()
@@ -266,6 +284,8 @@ class Runner:
                     self.reporter.alerts(index, new_alerts)
                 self.reporter.progress(index, now - origin, trace.lines_done, trace.alerts)
         while pipe.in_flight:
+            if faults is not None:
+                faults.tick(pipe, self.clock() - origin)
             if self.stop.is_set():
                 return False
             pipe.poll(timeout_s=0.1)

@@ -49,6 +49,7 @@ from logpipe.generate import endpoint_pool
 from logpipe.schema import ANOMALY_KINDS, ERROR_RATE, LATENCY, USER_ACTIVITY
 
 __all__ = [
+    "FaultSpec",
     "GeneratorSpec",
     "InjectionSpec",
     "Matrix",
@@ -72,6 +73,7 @@ RATE_KINDS = ("constant", "ramp", "step", "burst")
 PARSE_STRATEGIES = ("arrow", "regex")
 SHARDING_STRATEGIES = ("single", "by_service", "by_endpoint", "round_robin")
 REPLAY_FORMATS = ("auto", "combined", "json")
+FAULT_KINDS = ("kill_parse_worker", "kill_shard", "kill_detector", "kill_alerting", "remove_node")
 MIN_OBJECT_STORE_BYTES = 75 * MiB
 # The generator's own limits, so that a valid scenario never fails when it starts.
 MAX_SERVICES = 256
@@ -358,6 +360,29 @@ class RaySpec(Spec):
     )
     address: str | None = field(default=None, metadata=meta(optional(text)))
     include_dashboard: bool = field(default=False, metadata=meta(boolean))
+    # >= 2: a simulated cluster on this machine (ray.cluster_utils), a head and
+    # simulated_nodes - 1 workers sharing num_cpus; for multi-node fault runs.
+    simulated_nodes: int = field(default=0, metadata=meta(integer(0, 8)))
+
+    def _validate(self) -> None:
+        if self.simulated_nodes == 1:
+            fail(self._p("simulated_nodes"), "must be 0 (one local node) or >= 2 (got 1)")
+        if self.simulated_nodes and self.address:
+            fail(self._p("simulated_nodes"), "cannot be used with ray.address")
+
+
+@dataclasses.dataclass(frozen=True)
+class FaultSpec(Spec):
+    """A fault injected during every replicate (see docs/reliability.md).
+
+    ``target``: the shard index for ``kill_shard``, the worker node for
+    ``remove_node``; unused otherwise.
+    """
+
+    _path: ClassVar[str] = "faults[]"
+    kind: str = field(metadata=meta(choice(*FAULT_KINDS)))
+    at_s: float = field(metadata=meta(number(0)))
+    target: int = field(default=0, metadata=meta(integer(0)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -446,6 +471,7 @@ class Scenario(Spec):
     )
     thresholds: tuple[str, ...] = field(default=(), metadata=meta(thresholds))
     testing: TestKnobs = field(default=TestKnobs(), metadata=meta(_of_type(TestKnobs)))
+    faults: tuple[FaultSpec, ...] = field(default=(), metadata=meta(_items_of_type(FaultSpec)))
     allow_test_knobs: bool = field(default=False, metadata=meta(boolean))
 
     def _validate(self) -> None:
@@ -459,6 +485,20 @@ class Scenario(Spec):
         )
         if m.warmup_s >= limit:
             fail("measurement.warmup_s", f"must be < {what}={limit:g} (got {m.warmup_s:g})")
+        self._validate_faults()
+
+    def _validate_faults(self) -> None:
+        duration = self.generator.duration_s
+        for i, f in enumerate(self.faults):
+            if f.at_s >= duration:
+                fail(f"faults[{i}].at_s", f"must be < generator.duration_s={duration:g}")
+            if f.kind == "kill_shard" and f.target >= self.sharding.shards:
+                fail(
+                    f"faults[{i}].target",
+                    f"no shard {f.target} (sharding.shards={self.sharding.shards})",
+                )
+            if f.kind == "remove_node" and self.ray.simulated_nodes < 2:
+                fail(f"faults[{i}].kind", "remove_node needs ray.simulated_nodes >= 2")
 
     @property
     def max_in_flight(self) -> int:
