@@ -1,0 +1,93 @@
+"""Peers: every implementation computes the same aggregates on the same bytes."""
+
+from __future__ import annotations
+
+import argparse
+import collections
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import peers
+from harness.payload import build_payload
+from logpipe import routing
+from logpipe.parse import ParseOptions, parse_batch
+
+LINES = 20_000
+
+
+@pytest.fixture(scope="module")
+def scenario() -> Any:
+    return peers.best_scenario(LINES, 1)
+
+
+@pytest.fixture(scope="module")
+def raw(scenario: Any) -> bytes:
+    return peers.raw_text(scenario)
+
+
+def _pipeline_counts(scenario: Any, strategy: str, sharding: str, shards: int) -> peers.Counts:
+    """What the pipeline's parse tasks hand the shards, counted per key and window."""
+    counts: collections.Counter[tuple[str, str, int]] = collections.Counter()
+    for batch in build_payload(scenario.generator).batches:
+        _, out = parse_batch(batch, ParseOptions(strategy=strategy))
+        for part in routing.split(out, sharding, shards, batch.batch_id):
+            rows = part.to_pylist() if hasattr(part, "to_pylist") else part
+            for r in rows:
+                counts[(r["service"], r["endpoint"], r["event_ms"] // peers.WINDOW_MS)] += 1
+    return dict(counts)
+
+
+def test_python_matches_the_pipeline_parsers(scenario: Any, raw: bytes) -> None:
+    py = peers.python_counts(raw)
+    assert sum(py.values()) == LINES
+    assert len({k[1] for k in py}) > 10  # endpoints really templated, not one bucket
+    assert py == _pipeline_counts(scenario, "arrow", "by_service", 2)
+    assert py == _pipeline_counts(scenario, "regex", "single", 1)
+
+
+def test_duckdb_matches_python(raw: bytes, tmp_path: Path) -> None:
+    pytest.importorskip("duckdb")
+    path = tmp_path / "access.log"
+    path.write_bytes(raw)
+    assert peers.duckdb_counts(path, threads=2) == peers.python_counts(raw)
+
+
+def test_python_skips_lines_outside_the_grammar() -> None:
+    line = (
+        b'1.2.3.4 - u7 [01/Jan/2026:00:00:12 +0100] "GET /api/v1/users/42?x=1 HTTP/1.1" '
+        b'200 5 "-" "curl/8" 0.010 auth\n'
+    )
+    got = peers.python_counts(line + b"garbage\n" + line.replace(b" 0.010 auth", b""))
+    hour_ms = 3_600_000
+    window = (1_767_225_600_000 - hour_ms + 12_000) // peers.WINDOW_MS
+    assert got == {
+        ("auth", "/api/v1/users/{id}", window): 1,
+        ("default", "/api/v1/users/{id}", window): 1,
+    }
+
+
+def test_busy_fraction_and_ratios() -> None:
+    cpu = collections.namedtuple("cpu", "user system idle iowait")
+    assert peers.busy_fraction(cpu(0, 0, 0, 0), cpu(3, 1, 4, 0)) == pytest.approx(0.5)
+    assert peers.busy_fraction(cpu(0, 0, 0, 0), cpu(0, 0, 0, 0)) == 0.0
+    results = {
+        "duckdb": peers.PeerResult("duckdb", [100.0, 300.0, 200.0]),
+        "python": peers.PeerResult("python", [50.0]),
+        "naive_ray": peers.PeerResult("naive_ray", note="no complete replicate"),
+        "pipeline": peers.PeerResult("pipeline", [400.0, 400.0]),
+    }
+    out = peers.to_json(results, 1000)
+    assert out["ratios"] == {"duckdb": 2.0, "python": 8.0, "naive_ray": None}
+    assert out["lines_per_s"]["duckdb"] == [100.0, 300.0, 200.0]
+    assert out["notes"] == {"naive_ray": "no complete replicate"}
+    assert peers.render(results).row_count == 4
+
+
+def test_cli_rejects_bad_arguments() -> None:
+    parser = argparse.ArgumentParser()
+    peers.add_arguments(parser)
+    assert peers.run(parser.parse_args(["--lines", "10"])) == 2
+    args = parser.parse_args(["--json", "x.json", "--replicates", "2"])
+    assert (args.json, args.replicates, args.lines) == (Path("x.json"), 2, 1_000_000)
