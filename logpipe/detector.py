@@ -7,10 +7,13 @@ Three rules, one per kind in :data:`schema.ANOMALY_KINDS`:
 - ``latency`` (key: endpoint key): a window latency quantile (p95 by default)
   against the endpoint's EWMA baseline of that quantile.
 - ``user_activity`` (key: user): the user's share of the window's traffic (and
-  share of denied 401/403 requests) against the user's EWMA baseline share.
+  share of denied 401/403 requests) against the user's EWMA baseline share; a
+  user first seen after warm-up starts from a zero baseline.
 
 Every rule compares intensive quantities (shares, quantiles), so a change of
 arrival rate (ramps, bursts) or a partially filled first window is not an anomaly.
+An incident is alerted once and ends after ``clear_after_windows`` normal
+windows; windows that fire, or fall inside an incident, never feed a baseline.
 """
 
 from __future__ import annotations
@@ -135,31 +138,26 @@ class Alert:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Alert:
         """Parse and validate a dict produced by :meth:`to_dict` (e.g. read from JSON)."""
-        try:
-            kind = str(data["kind"])
-            if kind not in schema.ANOMALY_KINDS:
-                raise ValueError(f"alert.kind: unknown kind {kind!r}")
-            detected = data.get("detected_wall_s")
-            return cls(
-                alert_id=_as_int(data["alert_id"], "alert_id"),
-                kind=kind,
-                key=str(data["key"]),
-                window_start_ms=_as_int(data["window_start_ms"], "window_start_ms"),
-                window_end_ms=_as_int(data["window_end_ms"], "window_end_ms"),
-                observed=float(data["observed"]),
-                baseline=float(data["baseline"]),
-                event_ms=_as_int(data["event_ms"], "event_ms"),
-                trigger_batch_id=_as_int(data["trigger_batch_id"], "trigger_batch_id"),
-                detected_wall_s=None if detected is None else float(detected),
-            )
-        except KeyError as exc:
-            raise ValueError(f"alert.{exc.args[0]}: missing field") from None
+        missing = [f.name for f in fields(cls) if f.name not in data and f.default is not None]
+        if missing:
+            raise ValueError(f"alert.{missing[0]}: missing field")
+        if data["kind"] not in schema.ANOMALY_KINDS:
+            raise ValueError(f"alert.kind: unknown kind {data['kind']!r}")
+        for name in _ALERT_INTS:
+            if not _int(data[name]):
+                raise ValueError(f"alert.{name}: expected an integer (got {data[name]!r})")
+        detected = data.get("detected_wall_s")
+        return cls(
+            **{name: data[name] for name in _ALERT_INTS},
+            kind=str(data["kind"]),
+            key=str(data["key"]),
+            observed=float(data["observed"]),
+            baseline=float(data["baseline"]),
+            detected_wall_s=None if detected is None else float(detected),
+        )
 
 
-def _as_int(value: object, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"alert.{field}: expected an integer (got {value!r})")
-    return value
+_ALERT_INTS = ("alert_id", "window_start_ms", "window_end_ms", "event_ms", "trigger_batch_id")
 
 
 class _Ewma:
@@ -324,8 +322,10 @@ class DetectorCore:
                 self._next_pane = p + 1
                 continue
             gap_end = min([q for q in self._pending if q > p] + [low + 1])
-            for q in range(p, min(gap_end, p + idle_cap)):
+            slid_to = min(gap_end, p + idle_cap)
+            for q in range(p, slid_to):
                 alerts.extend(self._slide(PaneAggregate.empty(q, self._sketch), trigger_batch_id))
+            self.window_index += gap_end - slid_to  # quiet users' baselines keep decaying
             self._next_pane = gap_end
         return alerts
 
@@ -362,19 +362,11 @@ class DetectorCore:
             ident = (f.kind, f.key)
             fired.add(ident)
             if ident not in self._incidents:
-                alerts.append(
-                    Alert(
-                        alert_id=self.next_alert_id,
-                        kind=f.kind,
-                        key=f.key,
-                        window_start_ms=view.start_ms,
-                        window_end_ms=view.end_ms,
-                        observed=f.observed,
-                        baseline=f.baseline,
-                        event_ms=view.end_ms,
-                        trigger_batch_id=trigger_batch_id,
-                    )
+                start, end, n = view.start_ms, view.end_ms, self.next_alert_id
+                alert = Alert(
+                    n, f.kind, f.key, start, end, f.observed, f.baseline, end, trigger_batch_id
                 )
+                alerts.append(alert)
                 self.next_alert_id += 1
             self._incidents[ident] = 0
         for ident in [i for i in self._incidents if i not in fired and i not in unjudged]:
