@@ -144,7 +144,8 @@ def duckdb_counts(path: Path, threads: int | None = None) -> Counts:
     """DuckDB over the text file at ``path``: regexp_extract + GROUP BY, all cores."""
     import duckdb  # the optional ``peers`` extra
 
-    con = duckdb.connect(config={"threads": threads or os.cpu_count() or 1})
+    config: dict[str, Any] = {"threads": threads or os.cpu_count(), "enable_progress_bar": False}
+    con = duckdb.connect(config=config)
     try:
         params = {"re": _DUCK_RE, "file": str(path), "id": f"/({_ID})(/|$)", "win": WINDOW_MS}
         rows = con.execute(_DUCK_SQL, params).fetchall()
