@@ -174,7 +174,9 @@ class Runner:
             on_table=(lambda meta, table: tables.append((meta, table))) if payload.truth else None,
         )
         oracle = (
-            earliest_detections(iter(tables), cfg.window, cfg.detector, payload.truth)
+            earliest_detections(
+                iter(tables), cfg.window, cfg.detector, payload.truth, sketch=cfg.sketch
+            )
             if payload.truth
             else {}
         )
