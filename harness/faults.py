@@ -26,7 +26,9 @@ FAULT_KINDS = (
     "kill_alerting",
     "remove_node",
 )
-PARSE_WORKER_TITLE = "ray::parse_task"
+# A Ray worker retitles itself ``ray::<function>`` while it runs a task; parse
+# tasks run ``logpipe.parse.parse_and_route`` (psutil's name() is cut to 15 chars).
+PARSE_WORKER_TITLE = "ray::parse_and_route"
 
 
 def ray_processes(root_pid: int | None = None) -> list[psutil.Process]:
@@ -49,11 +51,11 @@ def ray_processes(root_pid: int | None = None) -> list[psutil.Process]:
 
 
 def kill_parse_workers(root_pid: int | None = None) -> int:
-    """SIGKILL every worker currently running ``parse_task``; returns how many."""
+    """SIGKILL every worker currently running a parse task; returns how many."""
     killed = 0
     for proc in ray_processes(root_pid):
         try:
-            if proc.cmdline()[:1] == [PARSE_WORKER_TITLE] or proc.name() == PARSE_WORKER_TITLE:
+            if " ".join(proc.cmdline()[:1]).startswith(PARSE_WORKER_TITLE):
                 proc.send_signal(signal.SIGKILL)
                 killed += 1
         except psutil.Error:
