@@ -1,0 +1,235 @@
+"""The measured checks of ``logbench validate``, each over an injected ``RunFn``.
+
+A :data:`RunFn` runs one variant of ``scenarios/validation.py`` with overrides
+and a replicate count and returns its :class:`~harness.results.RunResult`; the
+real one goes through :mod:`harness.api`, the tests pass synthetic results.
+The decisions are in :mod:`harness.validation.decide`.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from harness.ab import merge_results
+from harness.compare import compare
+from harness.results import RunResult
+from harness.stats import bootstrap_ci_ratio
+from harness.validation.decide import (
+    Check,
+    adjacent_pairs,
+    aligned_pairs,
+    cost_pct,
+    fit_slowdown_knob,
+    mask_settings,
+    median_shift,
+    naive_slowdown_knob,
+    rate,
+    select_replicates,
+    shift_within,
+)
+
+RunFn = Callable[[str, Sequence[str], int], RunResult]
+
+THROUGHPUT = "throughput.lines_per_s"
+SLOWDOWN_KNOB = "testing.slowdown_us_per_line"
+SAMPLERS_OFF = "measurement.samplers=false"
+
+
+@dataclass(frozen=True)
+class Counts:
+    """How much to measure; :data:`FULL` and :data:`QUICK` are the two presets."""
+
+    aa_pool: int  # replicates of the A/A pool
+    side: int  # replicates per side of every compared pair
+    probe_reps: int  # replicates per probe when calibrating the slowdown knob
+    blocks: int  # interleaved blocks of the saturated conditions
+    block_reps: int  # replicates per condition per block
+    stall_blocks: int  # interleaved (no stall, stall) blocks
+    stall_reps: int  # replicates per arm per block
+
+
+FULL = Counts(
+    aa_pool=29, side=5, probe_reps=4, blocks=4, block_reps=3, stall_blocks=3, stall_reps=2
+)
+QUICK = Counts(
+    aa_pool=9, side=4, probe_reps=2, blocks=2, block_reps=2, stall_blocks=1, stall_reps=2
+)
+
+
+def check_aa(run: RunFn, counts: Counts) -> tuple[Check, RunResult]:
+    """A/A: consecutive windows of one pool compared as ``logbench compare`` would."""
+    pool = run("aa", [], counts.aa_pool)
+    pairs = adjacent_pairs(len(pool.complete_replicates), counts.side)
+    by_metric: dict[str, int] = {}
+    flags = []
+    for a, b in pairs:
+        regressed = compare(
+            select_replicates(pool, a), select_replicates(pool, b)
+        ).regressed_gated()
+        flags.append(bool(regressed))
+        for v in regressed:
+            by_metric[v.name or "?"] = by_metric.get(v.name or "?", 0) + 1
+    fp = rate(flags)
+    check = Check(
+        "aa",
+        passed=bool(pairs) and fp <= 0.10,
+        target="no gated regression called in >= 90% of A/A pairs",
+        figures={
+            "aa.false_positive_rate": fp,
+            "aa.pairs": len(pairs),
+            "aa.pool_replicates": len(pool.complete_replicates),
+            "aa.replicates_per_side": counts.side,
+        },
+        detail=f"regressions by metric: {by_metric or 'none'}",
+    )
+    return check, pool
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """The calibrated slowdown knobs and what the probe measured."""
+
+    t0: float
+    probe_knob: float
+    probe_slowdown: float
+    knob_10: float
+    knob_20: float
+
+
+def calibrate_knobs(run: RunFn, counts: Counts, parallel: float = 2.0) -> Knobs:
+    """Measure the unknobbed throughput, probe a knob, fit the knobs for 10 % and 20 %.
+
+    A probe that slows by less than 5 % (within the noise) is retried three times
+    larger, up to three probes.
+    """
+    t0 = _median(run("saturated", [], counts.probe_reps))
+    knob = naive_slowdown_knob(t0, 0.20, parallel)
+    for _ in range(3):
+        t_probe = _median(run("saturated", [f"{SLOWDOWN_KNOB}={knob:.6g}"], counts.probe_reps))
+        if t_probe < 0.95 * t0:
+            break
+        knob *= 3.0
+    return Knobs(
+        t0=t0,
+        probe_knob=knob,
+        probe_slowdown=1.0 - t_probe / t0,
+        knob_10=fit_slowdown_knob(t0, t_probe, knob, 0.10),
+        knob_20=fit_slowdown_knob(t0, t_probe, knob, 0.20),
+    )
+
+
+def run_interleaved(
+    run: RunFn, conditions: dict[str, list[str]], blocks: int, reps: int, variant: str
+) -> dict[str, RunResult]:
+    """Run every condition ``blocks`` times in rotating order (A B C, B C A, ...); merge each."""
+    names = list(conditions)
+    parts: dict[str, list[RunResult]] = {n: [] for n in names}
+    for b in range(blocks):
+        shift = b % len(names)
+        for name in names[shift:] + names[:shift]:
+            parts[name].append(run(variant, conditions[name], reps))
+    return {n: merge_results(parts[n]) for n in names}
+
+
+def check_slowdown(
+    pools: dict[str, RunResult], knobs: Knobs, side: int
+) -> tuple[Check, dict[int, float]]:
+    """Known slowdown: how often compare flags the knobbed runs as a throughput regression."""
+    base = pools["base"]
+    figures: dict[str, float | int | None] = {
+        "slowdown.knob_us_per_line_at_10pct": knobs.knob_10,
+        "slowdown.knob_us_per_line_at_20pct": knobs.knob_20,
+    }
+    rates = {}
+    for pct in (10, 20):
+        cand = pools[f"slow{pct}"]
+        n = min(len(base.complete_replicates), len(cand.complete_replicates))
+        flags = [
+            bool(
+                compare(
+                    select_replicates(base, a),
+                    mask_settings(select_replicates(cand, b), base),
+                    metrics=[THROUGHPUT],
+                ).regressed_gated()
+            )
+            for a, b in aligned_pairs(n, side)
+        ]
+        rates[pct] = rate(flags)
+        figures[f"slowdown.detection_rate_at_{pct}pct"] = rates[pct]
+        figures[f"slowdown.pairs_at_{pct}pct"] = len(flags)
+        achieved = cost_pct(cand.metric_values(THROUGHPUT), base.metric_values(THROUGHPUT))
+        figures[f"slowdown.achieved_pct_at_{pct}pct"] = achieved
+    check = Check(
+        "slowdown",
+        passed=rates[20] >= 0.90,
+        target="throughput regression called in >= 90% of pairs at a 20% slowdown",
+        figures=figures,
+        detail=(
+            f"unknobbed {knobs.t0:,.0f} lines/s; probe {knobs.probe_knob:.3g} µs/line "
+            f"slowed it {100 * knobs.probe_slowdown:.1f}%"
+        ),
+    )
+    return check, rates
+
+
+def check_observer(pools: dict[str, RunResult], target_pct: float = 2.0) -> Check:
+    """Observer effect: throughput with the samplers on against off (interleaved)."""
+    on, off = pools["base"].metric_values(THROUGHPUT), pools["off"].metric_values(THROUGHPUT)
+    cost = cost_pct(on, off)
+    lo, hi = bootstrap_ci_ratio(off, on) if on and off else (math.nan, math.nan)
+    return Check(
+        "observer",
+        passed=math.isfinite(cost) and cost < target_pct,
+        target=f"samplers cost < {target_pct:g}% of throughput",
+        figures={
+            "observer.cost_pct": cost,
+            # CI of on/off - 1, turned into a cost interval.
+            "observer.cost_ci_lo_pct": -100.0 * hi,
+            "observer.cost_ci_hi_pct": -100.0 * lo,
+            "observer.replicates_per_side": min(len(on), len(off)),
+        },
+    )
+
+
+def check_stall(run: RunFn, counts: Counts, stall_s: float = 0.5) -> Check:
+    """Coordinated omission: a stall during the first anomaly must add itself to its TTD."""
+    knobs = [f"testing.aggregation_stall_s={stall_s:g}", "testing.stall_during_anomaly=true"]
+    pools = run_interleaved(
+        run, {"base": [], "stall": knobs}, counts.stall_blocks, counts.stall_reps, "stall"
+    )
+    ttd = {k: _first_anomaly(v, "ttd_s") for k, v in pools.items()}
+    ttd_actual = {k: _first_anomaly(v, "ttd_actual_s") for k, v in pools.items()}
+    shift = median_shift(ttd["base"], ttd["stall"])
+    return Check(
+        "coordinated_omission",
+        passed=shift_within(shift, stall_s, 0.10),
+        target=f"planned-emit time-to-detect grows by the {stall_s:g} s stall (within 10%)",
+        figures={
+            "coordinated_omission.stall_s": stall_s,
+            "coordinated_omission.ttd_shift_s": shift,
+            "coordinated_omission.ttd_actual_shift_s": median_shift(
+                ttd_actual["base"], ttd_actual["stall"]
+            ),
+            "coordinated_omission.replicates_per_arm": min(len(v) for v in ttd.values()),
+        },
+    )
+
+
+def _first_anomaly(result: RunResult, key: str) -> list[float]:
+    out = []
+    for rep in result.complete_replicates:
+        rows = list(rep.detections)
+        value = rows[0].get(key) if rows else None
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            out.append(float(value))
+    return out
+
+
+def _median(result: RunResult) -> float:
+    values = result.metric_values(THROUGHPUT)
+    if not values:
+        raise RuntimeError("no complete replicate measured throughput")
+    return float(statistics.median(values))

@@ -1,0 +1,73 @@
+"""Validation: small, fast scenarios with which ``logbench validate`` checks the harness.
+
+Not benchmarks: each variant is the smallest workload that shows one known effect.
+
+- ``aa``: smoke-like (below capacity, one anomaly of each kind), about 5 s of load;
+  run many times and compared with itself (A/A), and its throughput noise.
+- ``saturated``: the baseline's pipeline settings driven far above capacity for a
+  short burst, so throughput measures the pipeline's cost per line (the known
+  slowdown, the observer effect and the baseline-like noise figure).
+- ``stall``: batches of 1.5 s of events and 1 s panes, so the first anomalous
+  batch closes an anomalous pane by itself: its aggregation is the detection.
+  A stall of that batch (``testing.aggregation_stall_s``) must add itself to the
+  time-to-detect.
+
+``allow_test_knobs`` is set so that ``logbench validate`` may switch the
+test-only knobs on with overrides; every variant leaves them off.
+"""
+
+from harness.scenario import (
+    GeneratorSpec,
+    InjectionSpec,
+    Matrix,
+    MeasurementSpec,
+    RateSpec,
+    Scenario,
+    WindowsSpec,
+)
+
+AA = Scenario(
+    name="validation",
+    description="harness validation workloads (logbench validate); not a benchmark",
+    generator=GeneratorSpec(
+        rate=RateSpec.constant(10_000),
+        duration_s=5.0,
+        batch_lines=1_000,
+        seed=1,
+        injections=(
+            InjectionSpec("error_rate", start_s=2.0, duration_s=2.5),
+            InjectionSpec("latency", start_s=2.0, duration_s=2.5),
+            InjectionSpec("user_activity", start_s=2.5, duration_s=2.5),
+        ),
+    ),
+    windows=WindowsSpec(size_s=2, slide_s=1),
+    detector={"warmup_windows": 1},
+    measurement=MeasurementSpec(warmup_s=0.5, replicates=1),
+    allow_test_knobs=True,
+)
+
+SCENARIO = Matrix(
+    AA,
+    variants={
+        "aa": {},
+        "saturated": {
+            "generator.rate.rate": 400_000,
+            "generator.duration_s": 0.2,
+            "generator.batch_lines": 5_000,
+            "generator.injections": [],
+            "windows.size_s": 10,
+            "detector": {},
+            "measurement.warmup_s": 0.1,
+        },
+        "stall": {
+            "generator.rate.rate": 5_000,
+            "generator.duration_s": 6.0,
+            "generator.batch_lines": 7_500,
+            "generator.injections": [
+                {"kind": "error_rate", "start_s": 3.2, "duration_s": 1.8},
+            ],
+            "windows.size_s": 1,
+            "detector": {"warmup_windows": 2},
+        },
+    },
+)

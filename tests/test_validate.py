@@ -1,0 +1,318 @@
+"""Tests of `logbench validate`: decision logic on synthetic data, checks on a model world,
+and one small end-to-end pass on real Ray."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from factories import BASE_METADATA, from_samples
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness.compare import IncompatibleResults, compare
+from harness.results import Replicate, RunResult, ScenarioInfo
+from harness.validate import CHECKS, add_arguments, check_noise, report, validate
+from harness.validation import decide
+from harness.validation.phases import QUICK, Counts, calibrate_knobs
+
+THR = "throughput.lines_per_s"
+
+
+# --------------------------------------------------------------------------- pairs
+
+
+def test_adjacent_pairs_compare_consecutive_windows() -> None:
+    pairs = decide.adjacent_pairs(12, 5)
+    assert len(pairs) == 3
+    assert pairs[0] == (range(0, 5), range(5, 10))
+    assert pairs[-1] == (range(2, 7), range(7, 12))
+    assert decide.adjacent_pairs(9, 5) == []
+
+
+def test_aligned_pairs_use_the_same_window_on_both_pools() -> None:
+    pairs = decide.aligned_pairs(7, 5)
+    assert [a for a, _ in pairs] == [range(0, 5), range(1, 6), range(2, 7)]
+    assert all(a == b for a, b in pairs)
+    with pytest.raises(ValueError):
+        decide.aligned_pairs(7, 0)
+
+
+@given(st.integers(0, 60), st.integers(1, 10))
+@settings(max_examples=50, deadline=None)
+def test_pairs_stay_in_the_pool(n: int, size: int) -> None:
+    for a, b in decide.adjacent_pairs(n, size):
+        assert len(a) == len(b) == size and a.stop <= b.start and b.stop <= n
+    assert len(decide.aligned_pairs(n, size)) == max(0, n - size + 1)
+
+
+def test_select_replicates_renumbers_and_keeps_only_complete() -> None:
+    res = from_samples({THR: [1.0, 2.0, 3.0, 4.0]})
+    sub = decide.select_replicates(res, [3, 1])
+    assert sub.metric_values(THR) == [4.0, 2.0]
+    assert [r.index for r in sub.replicates] == [0, 1]
+    assert sub.summary[THR]["n"] == 2
+
+
+def test_mask_settings_lets_a_knobbed_run_be_compared() -> None:
+    base = from_samples({THR: [100.0] * 5})
+    cand = from_samples({THR: [80.0] * 5}, settings={"testing": {"slowdown_us_per_line": 9}})
+    with pytest.raises(IncompatibleResults):
+        compare(base, cand)
+    masked = decide.mask_settings(cand, base)
+    assert masked.metric_values(THR) == [80.0] * 5
+    verdict = compare(base, masked, metrics=[THR]).by_name()[THR].verdict
+    assert verdict == "regressed"
+
+
+def test_rate() -> None:
+    assert decide.rate([True, False, False, True]) == 0.5
+    assert math.isnan(decide.rate([]))
+
+
+# --------------------------------------------------------------------------- slowdown knob
+
+
+def test_naive_knob_matches_the_cost_model() -> None:
+    # 100k lines/s = 10 µs of wall per line; +20 % slowdown -> +2.5 µs of wall, x2 cores.
+    assert decide.naive_slowdown_knob(100_000, 0.20, 2.0) == pytest.approx(5.0)
+    with pytest.raises(ValueError):
+        decide.naive_slowdown_knob(100_000, 1.0, 2.0)
+
+
+@given(
+    t0=st.floats(1e3, 1e7),
+    per_knob=st.floats(1e-9, 1e-5),
+    probe=st.floats(0.1, 100.0),
+    fraction=st.floats(0.01, 0.9),
+)
+@settings(max_examples=60, deadline=None)
+def test_fitted_knob_gives_the_asked_slowdown_under_a_linear_model(
+    t0: float, per_knob: float, probe: float, fraction: float
+) -> None:
+    def throughput(knob: float) -> float:
+        return 1.0 / (1.0 / t0 + per_knob * knob)
+
+    knob = decide.fit_slowdown_knob(t0, throughput(probe), probe, fraction)
+    assert 1.0 - throughput(knob) / t0 == pytest.approx(fraction, rel=1e-6)
+
+
+def test_fit_refuses_a_probe_that_did_not_slow() -> None:
+    with pytest.raises(ValueError, match="did not slow"):
+        decide.fit_slowdown_knob(1000.0, 1001.0, 5.0, 0.2)
+
+
+# --------------------------------------------------------------------------- shifts, costs, noise
+
+
+def test_median_shift_and_tolerance() -> None:
+    assert decide.median_shift([1.0, 1.2, 1.1], [1.6, 1.58, 1.7]) == pytest.approx(0.5)
+    assert math.isnan(decide.median_shift([], [1.0]))
+    assert decide.shift_within(0.54, 0.5, 0.10)
+    assert not decide.shift_within(0.56, 0.5, 0.10)
+    assert not decide.shift_within(math.nan, 0.5, 0.10)
+
+
+def test_cost_and_cv() -> None:
+    assert decide.cost_pct([98.0, 98.0], [100.0, 100.0]) == pytest.approx(2.0)
+    assert decide.cost_pct([101.0], [100.0]) == pytest.approx(-1.0)
+    assert decide.cv_pct([10.0, 10.0, 10.0]) == 0.0
+    assert decide.cv_pct([9.0, 11.0]) == pytest.approx(100 * math.sqrt(2) / 10)
+    assert math.isnan(decide.cv_pct([5.0]))
+
+
+def test_power_of_the_t_test_matches_known_values() -> None:
+    # Cohen's tables: d = 1, n = 10 per side, alpha .05 two-sided -> power 0.56.
+    assert decide.t_test_power(10, 1.0, 0.05) == pytest.approx(0.56, abs=0.01)
+    # d = 0.5 needs n = 86 per side for 0.90 (Cohen: 85-86).
+    assert decide.t_test_power(86, 0.5, 0.05) >= 0.90 > decide.t_test_power(80, 0.5, 0.05)
+
+
+def test_replicates_for_change() -> None:
+    assert decide.min_replicates_for_test(0.05) == 4  # 2/C(8,4) = 0.029
+    assert decide.replicates_for_change(0.0) == 4
+    quiet, noisy = decide.replicates_for_change(0.02), decide.replicates_for_change(0.05)
+    assert quiet is not None and noisy is not None and 4 <= quiet < noisy
+    # CV equal to the change: d = 1 -> t-test needs 23 per side, /0.955 -> 25.
+    assert noisy == 25
+    assert decide.replicates_for_change(1.0, max_n=50) is None
+
+
+@given(st.floats(0.001, 0.2))
+@settings(max_examples=40, deadline=None)
+def test_more_noise_never_needs_fewer_replicates(cv: float) -> None:
+    a, b = decide.replicates_for_change(cv), decide.replicates_for_change(cv * 1.5)
+    assert a is not None and (b is None or b >= a)
+
+
+def test_power_analysis_agrees_with_a_simulated_mann_whitney() -> None:
+    from scipy.stats import mannwhitneyu
+
+    cv = 0.03
+    n = decide.replicates_for_change(cv)
+    assert n is not None
+    rng = np.random.default_rng(7)
+    hits = sum(
+        mannwhitneyu(rng.normal(1.0, cv, n), rng.normal(0.95, cv, n)).pvalue < 0.05
+        for _ in range(400)
+    )
+    assert hits / 400 >= 0.85  # 0.90 by design; 400 draws leave a few % of slack
+
+
+# --------------------------------------------------------------------------- a model world
+
+
+@dataclass
+class Model:
+    """A fake pipeline: throughput falls linearly in wall time per line with the knob."""
+
+    t0: float = 50_000.0
+    cv: float = 0.01
+    per_knob: float = 1e-6  # s of wall per line per µs/line of knob
+    sampler_cost: float = 0.005
+    stall_effect: float = 1.0  # how much of the stall reaches time-to-detect
+    seed: int = 3
+    calls: list[tuple[str, tuple[str, ...], int]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.rng = np.random.default_rng(self.seed)
+
+    def __call__(self, variant: str, overrides: Sequence[str], replicates: int) -> RunResult:
+        self.calls.append((variant, tuple(overrides), replicates))
+        opts = dict(o.split("=", 1) for o in overrides)
+        knob = float(opts.get("testing.slowdown_us_per_line", 0))
+        stall = float(opts.get("testing.aggregation_stall_s", 0)) * self.stall_effect
+        thr = 1.0 / (1.0 / self.t0 + self.per_knob * knob)
+        if opts.get("measurement.samplers") != "false":
+            thr *= 1.0 - self.sampler_cost
+        reps = []
+        for i in range(replicates):
+            ttd = 0.3 + stall + float(self.rng.normal(0, 0.01))
+            reps.append(
+                Replicate(
+                    index=i,
+                    complete=True,
+                    started_at_s=0.0,
+                    duration_s=1.0,
+                    warmup_s=0.1,
+                    metrics={THR: thr * float(self.rng.normal(1.0, self.cv))},
+                    detections=({"kind": "error_rate", "ttd_s": ttd, "ttd_actual_s": ttd},),
+                )
+            )
+        info = ScenarioInfo("validation", variant, "scenarios/validation.py", opts)
+        return RunResult.create(info, dict(BASE_METADATA), reps)
+
+
+def test_calibrated_knobs_reproduce_the_slowdowns_of_the_model() -> None:
+    model = Model(cv=0.0)
+    knobs = calibrate_knobs(model, QUICK)
+    for fraction, knob in ((0.10, knobs.knob_10), (0.20, knobs.knob_20)):
+        slowed = 1.0 / (1.0 / model.t0 + model.per_knob * knob)
+        assert 1.0 - slowed / model.t0 == pytest.approx(fraction, rel=1e-4)
+
+
+def test_calibration_retries_a_probe_lost_in_noise() -> None:
+    model = Model(cv=0.0, per_knob=3e-8)  # the first two probes slow by under 5 %
+    knobs = calibrate_knobs(model, QUICK)
+    probes = [c for c in model.calls if c[1]]
+    assert len(probes) == 3 and knobs.probe_slowdown >= 0.05
+
+
+COUNTS = Counts(
+    aa_pool=14, side=5, probe_reps=2, blocks=2, block_reps=5, stall_blocks=2, stall_reps=3
+)
+
+
+def test_every_check_passes_in_a_well_behaved_world() -> None:
+    model = Model()
+    checks = {c.name: c for c in validate(model, COUNTS, lambda: 1.5)}
+    assert set(checks) == set(CHECKS)
+    assert all(c.passed is not False for c in checks.values()), [
+        (c.name, c.figures) for c in checks.values()
+    ]
+    figs = checks["aa"].figures
+    assert figs["aa.pairs"] == 14 - 2 * 5 + 1 and figs["aa.false_positive_rate"] == 0.0
+    assert checks["slowdown"].figures["slowdown.detection_rate_at_20pct"] == 1.0
+    achieved = checks["slowdown"].figures["slowdown.achieved_pct_at_20pct"]
+    assert achieved == pytest.approx(20.0, abs=2.0)
+    shift = checks["coordinated_omission"].figures["coordinated_omission.ttd_shift_s"]
+    assert shift == pytest.approx(0.5, abs=0.03)
+    assert checks["observer"].figures["observer.cost_pct"] == pytest.approx(0.5, abs=1.0)
+    assert checks["noise"].figures["noise.replicates_for_5pct"] == 4
+
+
+def test_checks_fail_when_the_world_misbehaves() -> None:
+    model = Model(sampler_cost=0.10, stall_effect=0.0)
+    checks = {c.name: c for c in validate(model, COUNTS, lambda: 12.0)}
+    assert checks["observer"].passed is False
+    assert checks["coordinated_omission"].passed is False
+    assert checks["sampler"].passed is False
+    assert checks["aa"].passed is True
+
+
+def test_a_noisy_world_raises_false_positives_and_needed_replicates() -> None:
+    quiet = check_noise(from_samples({THR: [100.0, 101.0, 99.0]}), None)
+    noisy = check_noise(from_samples({THR: [100.0, 120.0, 80.0]}), None)
+    assert quiet.figures["noise.cv_pct.baseline"] is None or math.isnan(
+        quiet.figures["noise.cv_pct.baseline"]  # type: ignore[arg-type]
+    )
+    q, n = quiet.figures["noise.replicates_for_5pct"], noisy.figures["noise.replicates_for_5pct"]
+    assert isinstance(q, int) and (n is None or n > q)
+
+
+def test_only_runs_the_selected_checks() -> None:
+    model = Model()
+    checks = validate(model, COUNTS, lambda: 0.5, only=("sampler",))
+    assert [c.name for c in checks] == ["sampler"] and model.calls == []
+
+
+def test_report_is_json_with_stable_names_and_null_for_nan() -> None:
+    checks = validate(Model(), COUNTS, lambda: 1.0, only=("sampler", "coordinated_omission"))
+    checks.append(decide.Check("x", None, "t", {"x.nan": math.nan}))
+    doc = json.loads(json.dumps(report(checks, {"cpu_count": 2}, True, 3.0), allow_nan=False))
+    assert doc["kind"] == "logbench.validation" and doc["ok"] is True
+    assert doc["figures"]["sampler.error_pct"] == 1.0
+    assert doc["figures"]["x.nan"] is None
+    assert "coordinated_omission.ttd_actual_shift_s" in doc["figures"]
+
+
+def test_cli_arguments() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--quick", "--json", "out.json", "--only", "sampler"])
+    assert args.quick and args.json == "out.json" and args.only == ["sampler"]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--only", "nonsense"])
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+@pytest.mark.ray
+def test_stall_and_sampler_on_real_ray(ray_session: None) -> None:
+    from harness import api
+    from harness.calibration import calibrate
+    from harness.objstore import sampler_accuracy
+    from harness.validate import SCENARIO
+
+    calibration = calibrate(rounds=1)
+
+    def run_fn(variant: str, overrides: Sequence[str], replicates: int) -> RunResult:
+        (planned,) = api.plan(SCENARIO, variant, list(overrides), replicates)
+        return api.run_planned(planned, calibration=calibration)
+
+    tiny = Counts(
+        aa_pool=1, side=1, probe_reps=1, blocks=1, block_reps=1, stall_blocks=1, stall_reps=1
+    )
+    checks = {
+        c.name: c
+        for c in validate(run_fn, tiny, sampler_accuracy, only=("coordinated_omission", "sampler"))
+    }
+    shift = checks["coordinated_omission"].figures["coordinated_omission.ttd_shift_s"]
+    assert isinstance(shift, float) and shift > 0.2  # a 0.5 s stall, on a shared machine
+    assert 0 <= checks["sampler"].figures["sampler.error_pct"] <= 5.0  # type: ignore[operator]
