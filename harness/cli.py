@@ -288,7 +288,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=_positive, default=20.0, help="seconds of load")
     p = add("generate", cmd_generate, "write a generated log stream and its ground truth")
     _add_generate_options(p)
+    for name, module, help_text in _PLUGGED:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=_lazy(module))
+        _plugin_arguments(module, p)
     return parser
+
+
+# Commands implemented in their own modules with add_arguments(parser) and run(args).
+_PLUGGED = (
+    ("peers", "harness.peers", "the pipeline against DuckDB, plain Python and naive Ray"),
+    ("validate", "harness.validate", "validate the harness against known effects"),
+    ("ab", "harness.ab", "a baseline git revision against the working tree, interleaved"),
+)
+
+
+def _lazy(module: str) -> Callable[[argparse.Namespace], int]:
+    def call(args: argparse.Namespace) -> int:
+        import importlib
+
+        return int(importlib.import_module(module).run(args))
+
+    return call
+
+
+def _plugin_arguments(module: str, parser: argparse.ArgumentParser) -> None:
+    import importlib
+
+    importlib.import_module(module).add_arguments(parser)
 
 
 def _add_compare_options(p: argparse.ArgumentParser) -> None:
