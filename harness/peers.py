@@ -19,13 +19,14 @@ already decompressed; the pipelines decompress every batch themselves.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,9 +145,9 @@ def duckdb_counts(path: Path, threads: int | None = None) -> Counts:
     """DuckDB over the text file at ``path``: regexp_extract + GROUP BY, all cores."""
     import duckdb  # the optional ``peers`` extra
 
-    config: dict[str, Any] = {"threads": threads or os.cpu_count(), "enable_progress_bar": False}
-    con = duckdb.connect(config=config)
+    con = duckdb.connect(config={"threads": threads or os.cpu_count() or 1})
     try:
+        con.execute("SET enable_progress_bar = false")
         params = {"re": _DUCK_RE, "file": str(path), "id": f"/({_ID})(/|$)", "win": WINDOW_MS}
         rows = con.execute(_DUCK_SQL, params).fetchall()
     finally:
@@ -234,11 +235,32 @@ def run_all(lines: int, replicates: int, calibration: dict[str, Any]) -> dict[st
     else:
         results["duckdb"] = PeerResult("duckdb", note="skipped: duckdb not installed (peers extra)")
     results["python"] = measure_local("python", lambda: python_counts(raw), n, replicates)
-    results["naive_ray"] = measure_pipeline(
-        "naive_ray", naive_scenario(lines, replicates), calibration
-    )
-    results["pipeline"] = measure_pipeline("pipeline", best, calibration)
+    with _ray(best):
+        naive = naive_scenario(lines, replicates)
+        results["naive_ray"] = measure_pipeline("naive_ray", naive, calibration)
+        results["pipeline"] = measure_pipeline("pipeline", best, calibration)
     return results
+
+
+@contextlib.contextmanager
+def _ray(scenario: Scenario) -> Iterator[None]:
+    """One local Ray for both pipeline runs (the runner reuses an initialised Ray)."""
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    ray.init(
+        num_cpus=scenario.ray.num_cpus or os.cpu_count(),
+        object_store_memory=scenario.ray.object_store_memory,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    try:
+        yield
+    finally:
+        ray.shutdown()
 
 
 def ratios(results: dict[str, PeerResult]) -> dict[str, float | None]:
