@@ -8,6 +8,8 @@ binds it to 127.0.0.1. Token authentication is left as Ray sets it up.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,6 +52,7 @@ def ray_session(
         # An embedding program (tests, notebooks) owns this Ray: use it, leave it.
         yield _describe(address=None, started=False)
         return
+    handlers = _signal_handlers()
     cluster = None
     if simulated_nodes >= 2:
         cluster = _start_cluster(simulated_nodes, num_cpus, object_store_memory)
@@ -66,6 +69,7 @@ def ray_session(
             log_to_driver=False,
             configure_logging=False,
         )
+    _restore_signal_handlers(handlers)
     try:
         session = _describe(address=address, started=not address)
         yield RaySession(
@@ -80,6 +84,24 @@ def ray_session(
         ray.shutdown()
         if cluster is not None:
             cluster.shutdown()
+
+
+def _signal_handlers() -> dict[int, Any]:
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _restore_signal_handlers(handlers: dict[int, Any]) -> None:
+    """Put back the caller's Python handlers that ``ray.init`` replaced.
+
+    ``ray.init`` sets SIGTERM to ``sys.exit`` and its core worker installs a C++
+    failure handler that aborts the process, so without this a SIGTERM kills the
+    run before the harness can stop it, save the partial result and stop Ray.
+    """
+    for sig, handler in handlers.items():
+        if callable(handler):
+            signal.signal(sig, handler)
 
 
 def _start_cluster(nodes: int, num_cpus: int | None, store: int | None) -> Any:
