@@ -144,7 +144,7 @@ def test_replicates_for_change() -> None:
 
 
 @given(st.floats(0.001, 0.2))
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=15, deadline=None)
 def test_more_noise_never_needs_fewer_replicates(cv: float) -> None:
     a, b = decide.replicates_for_change(cv), decide.replicates_for_change(cv * 1.5)
     assert a is not None and (b is None or b >= a)
@@ -217,10 +217,10 @@ def test_calibrated_knobs_reproduce_the_slowdowns_of_the_model() -> None:
 
 
 def test_calibration_retries_a_probe_lost_in_noise() -> None:
-    model = Model(cv=0.0, per_knob=3e-8)  # the first two probes slow by under 5 %
+    model = Model(cv=0.0, per_knob=3e-8)  # the first two probes slow by under 10 %
     knobs = calibrate_knobs(model, QUICK)
     probes = [c for c in model.calls if c[1]]
-    assert len(probes) == 3 and knobs.probe_slowdown >= 0.05
+    assert len(probes) == 3 and knobs.probe_slowdown >= 0.10
 
 
 COUNTS = Counts(
@@ -229,7 +229,7 @@ COUNTS = Counts(
 
 
 def test_every_check_passes_in_a_well_behaved_world() -> None:
-    model = Model()
+    model = Model(cv=0.003)
     checks = {c.name: c for c in validate(model, COUNTS, lambda: 1.5)}
     assert set(checks) == set(CHECKS)
     assert all(c.passed is not False for c in checks.values()), [
@@ -269,6 +269,8 @@ def test_only_runs_the_selected_checks() -> None:
     model = Model()
     checks = validate(model, COUNTS, lambda: 0.5, only=("sampler",))
     assert [c.name for c in checks] == ["sampler"] and model.calls == []
+    validate(model, COUNTS, lambda: 0.5, only=("coordinated_omission",))
+    assert model.calls[0] == ("aa", (), 1)  # the discarded warm-up run comes first
 
 
 def test_report_is_json_with_stable_names_and_null_for_nan() -> None:
@@ -311,8 +313,14 @@ def test_stall_and_sampler_on_real_ray(ray_session: None) -> None:
     )
     checks = {
         c.name: c
-        for c in validate(run_fn, tiny, sampler_accuracy, only=("coordinated_omission", "sampler"))
+        for c in validate(
+            run_fn, tiny, sampler_accuracy, only=("coordinated_omission", "sampler"), warm_up=False
+        )
     }
-    shift = checks["coordinated_omission"].figures["coordinated_omission.ttd_shift_s"]
-    assert isinstance(shift, float) and shift > 0.2  # a 0.5 s stall, on a shared machine
+    figures = checks["coordinated_omission"].figures
+    # Both arms detected the anomaly (a finite shift needs a TTD on each side); the size
+    # of the shift is a timing, checked by the full `logbench validate`, not here.
+    assert figures["coordinated_omission.replicates_per_arm"] == 1
+    assert math.isfinite(figures["coordinated_omission.ttd_shift_s"])  # type: ignore[arg-type]
+    assert math.isfinite(figures["coordinated_omission.ttd_actual_shift_s"])  # type: ignore[arg-type]
     assert 0 <= checks["sampler"].figures["sampler.error_pct"] <= 5.0  # type: ignore[operator]
