@@ -59,8 +59,7 @@ def ray_session(
     elif address:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
     else:
-        for key, value in _LOOPBACK_ENV.items():
-            os.environ.setdefault(key, value)
+        _loopback_only()
         ray.init(
             num_cpus=num_cpus,
             object_store_memory=object_store_memory,
@@ -86,6 +85,24 @@ def ray_session(
             cluster.shutdown()
 
 
+def _loopback_only() -> None:
+    """Make the Ray started here bind and advertise 127.0.0.1 only.
+
+    Ray reads ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` once, when ``ray`` is first
+    imported (usually long before a run starts), into
+    ``ray._private.ray_constants.ENABLE_RAY_CLUSTER``; the node address -- and
+    with it the address every Ray server binds -- is chosen from that constant
+    when Ray starts. Set both; the environment is inherited by Ray's processes.
+    An explicit user setting of the variable is respected.
+    """
+    from ray._private import ray_constants
+
+    for key, value in _LOOPBACK_ENV.items():
+        os.environ.setdefault(key, value)
+    if os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") == "0":
+        ray_constants.ENABLE_RAY_CLUSTER = False
+
+
 def _signal_handlers() -> dict[int, Any]:
     if threading.current_thread() is not threading.main_thread():
         return {}
@@ -107,8 +124,7 @@ def _restore_signal_handlers(handlers: dict[int, Any]) -> None:
 def _start_cluster(nodes: int, num_cpus: int | None, store: int | None) -> Any:
     from ray.cluster_utils import Cluster
 
-    for key, value in _LOOPBACK_ENV.items():
-        os.environ.setdefault(key, value)
+    _loopback_only()
     cpus = max(1, (num_cpus or os.cpu_count() or 2) // nodes)
     per_node: dict[str, Any] = {"num_cpus": cpus, "include_dashboard": False}
     if store:

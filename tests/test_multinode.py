@@ -125,3 +125,37 @@ def test_object_store_pressure_keeps_running_and_loses_nothing() -> None:
     assert isinstance(metrics, dict)
     assert metrics["integrity.lines_emitted"] == 300_000
     assert metrics["object_store.spilled_bytes"] is not None  # sampled, so the run is evidence
+
+
+LISTENERS = textwrap.dedent(
+    """
+    import json, psutil, ray
+    from harness.raysession import ray_session
+    with ray_session(num_cpus=1, object_store_memory=80 * 1024 * 1024):
+        ray.get(ray.remote(lambda: 1).remote())
+        me = psutil.Process()
+        pids = {me.pid} | {p.pid for p in me.children(recursive=True)}
+        print(json.dumps(sorted(
+            [c.laddr.ip, psutil.Process(c.pid).name()]
+            for c in psutil.net_connections("inet")
+            if c.status == psutil.CONN_LISTEN and c.pid in pids
+        )))
+    """
+)
+
+
+def test_local_ray_listens_on_loopback_only() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", LISTENERS],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    listeners = json.loads(proc.stdout.strip().splitlines()[-1])
+    names = {name for _, name in listeners}
+    assert "raylet" in names and "gcs_server" in names
+    exposed = [(ip, name) for ip, name in listeners if ip not in ("127.0.0.1", "::ffff:127.0.0.1")]
+    assert not exposed
