@@ -7,10 +7,11 @@ Not benchmarks: each variant is the smallest workload that shows one known effec
 - ``saturated``: the baseline's pipeline settings driven far above capacity for a
   short burst, so throughput measures the pipeline's cost per line (the known
   slowdown, the observer effect and the baseline-like noise figure).
-- ``stall``: batches of 1.5 s of events and 1 s panes, so the first anomalous
-  batch closes an anomalous pane by itself: its aggregation is the detection.
-  A stall of that batch (``testing.aggregation_stall_s``) must add itself to the
-  time-to-detect.
+- ``stall``: far below capacity, batches of 1.5 s of events and 1 s panes; the
+  anomaly starts at 3.2 s, just after the batch boundary at 3.0 s, so the first
+  batch overlapping it, (3.0, 4.5], closes the anomalous pane [3, 4) by itself:
+  its aggregation is the detection, and a stall of that batch
+  (``testing.aggregation_stall_s``) must add itself to the time-to-detect.
 
 ``allow_test_knobs`` is set so that ``logbench validate`` may switch the
 test-only knobs on with overrides; every variant leaves them off.
