@@ -17,18 +17,10 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
     """A local Ray with 2 CPUs and a 256 MiB object store, shared by the session."""
-    import ray
+    from harness.raysession import ray_session as started
 
-    if not ray.is_initialized():
-        ray.init(
-            num_cpus=2,
-            object_store_memory=256 * 1024 * 1024,
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-        )
-    yield
-    ray.shutdown()
+    with started(num_cpus=2, object_store_memory=256 * 1024 * 1024):
+        yield
 
 
 @pytest.fixture(scope="session")
