@@ -159,7 +159,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """``logbench validate``: 0 every check passed, 1 a check failed."""
+    """``logbench validate``: 0 every check passed, 1 a check failed, 2 Ray did not start."""
     import ray
 
     from harness import api
@@ -176,13 +176,17 @@ def run(args: argparse.Namespace) -> int:
     owned = not ray.is_initialized()
     if owned:
         # One Ray for every run: the runner reuses it instead of paying start-up each time.
-        ray.init(
-            num_cpus=2,
-            object_store_memory=256 * MiB,
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-        )
+        try:
+            ray.init(
+                num_cpus=2,
+                object_store_memory=256 * MiB,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+        except Exception as exc:  # Ray raises bare Exception when its node cannot start
+            print(f"logbench: error: cannot start Ray: {str(exc).splitlines()[0]}", file=sys.stderr)
+            return 2
     try:
         checks = validate(
             run_fn, QUICK if args.quick else FULL, sampler_accuracy, args.only or CHECKS, _log
