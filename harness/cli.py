@@ -37,7 +37,7 @@ def _fail(message: str, code: int = USAGE) -> int:
 def _stop_on_signals() -> Iterator[threading.Event]:
     """Ctrl-C / SIGTERM set an event the runner checks; a second one aborts."""
     stop = threading.Event()
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
 
     def handler(signum: int, frame: Any) -> None:
         if stop.is_set():

@@ -8,7 +8,7 @@ shown escaped instead of being interpreted by the terminal.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
 from rich.console import Console
@@ -115,7 +115,7 @@ class ProgressReporter:
             self._progress = None
 
 
-def summary_table(title: str, summary: dict[str, dict[str, float]]) -> Table:
+def summary_table(title: str, summary: Mapping[str, Mapping[str, Any]]) -> Table:
     """Median (min-max) of the main metrics over replicates."""
     table = Table(title=safe(title))
     table.add_column("metric")
@@ -136,7 +136,7 @@ def summary_table(title: str, summary: dict[str, dict[str, float]]) -> Table:
     return table
 
 
-def matrix_table(rows: Iterable[tuple[str, dict[str, dict[str, float]]]]) -> Table:
+def matrix_table(rows: Iterable[tuple[str, Mapping[str, Mapping[str, Any]]]]) -> Table:
     """One row per variant: throughput, imbalance, detection latency, store peak."""
     cols = (
         "throughput.lines_per_s",

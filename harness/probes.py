@@ -14,7 +14,14 @@ from collections.abc import Callable
 from typing import Any
 
 from harness.objstore import StoreStatsReader, StoreStatsUnavailable
-from harness.samplers import ResourceProbe, Sampler, Series, local_ray_markers, store_probe
+from harness.samplers import (
+    Probe,
+    ResourceProbe,
+    Sampler,
+    Series,
+    local_ray_markers,
+    store_probe,
+)
 
 
 class ReplicateProbes:
@@ -36,7 +43,7 @@ class ReplicateProbes:
         self.end_spilled: int | None = None
         self.sampler: Sampler | None = None
         if enabled:
-            probes = {
+            probes: dict[str, Probe] = {
                 "store": store_probe(self.reader),
                 "resources": ResourceProbe(markers=local_ray_markers(), clock=time.monotonic),
             }

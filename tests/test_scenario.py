@@ -496,6 +496,8 @@ def test_shipped_set_is_complete() -> None:
         "parser_parallelism",
         "object_store_pressure",
         "max_throughput",
+        "faults",
+        "validation",
     }
     assert {p.stem for p in SHIPPED} == expected
 
