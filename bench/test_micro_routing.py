@@ -41,9 +41,14 @@ def records(batches: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _per_s(benchmark: Any, unit: str, n: int) -> None:
+    benchmark.extra_info[unit] = n
+    if benchmark.stats is not None:  # None under --benchmark-disable
+        benchmark.extra_info[f"{unit}_per_s"] = n / benchmark.stats.stats.mean
+
+
 def _rows_per_s(benchmark: Any, rows: int) -> None:
-    benchmark.extra_info["rows"] = rows
-    benchmark.extra_info["rows_per_s"] = rows / benchmark.stats.stats.mean
+    _per_s(benchmark, "rows", rows)
 
 
 @pytest.mark.parametrize(
@@ -99,5 +104,4 @@ def test_detector_submit(benchmark: Any, panes: list[PaneAggregate], shards: int
         return core.panes_completed
 
     assert benchmark.pedantic(run, rounds=5, warmup_rounds=1) == len(panes)
-    benchmark.extra_info["panes"] = len(panes)
-    benchmark.extra_info["panes_per_s"] = len(panes) / benchmark.stats.stats.mean
+    _per_s(benchmark, "panes", len(panes))
