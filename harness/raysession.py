@@ -61,6 +61,9 @@ def ray_session(
     else:
         _loopback_only()
         ray.init(
+            # "local" always starts a private instance: never attach by accident to
+            # another program's Ray found on this machine.
+            address="local",
             num_cpus=num_cpus,
             object_store_memory=object_store_memory,
             include_dashboard=include_dashboard,
