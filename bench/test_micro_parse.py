@@ -13,6 +13,7 @@ import random
 from typing import Any
 
 import pytest
+from rates import record_rate
 
 from logpipe.batch import Batch, make_batch
 from logpipe.parse import ParseOptions, parse_batch
@@ -90,5 +91,5 @@ def test_parse_batch(benchmark: Any, strategy: str, fmt: str) -> None:
         parse_batch, args=(batch, options), rounds=rounds, warmup_rounds=1
     )
     assert (stats.parsed, stats.rejected) == (LINES, 0)
-    benchmark.extra_info["lines_per_s"] = LINES / benchmark.stats.stats.mean
+    record_rate(benchmark, "lines", LINES)
     benchmark.extra_info["raw_bytes_per_line"] = batch.meta.raw_bytes / LINES

@@ -11,6 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from rates import record_rate
 
 from harness import peers
 from harness.payload import build_payload
@@ -41,16 +42,6 @@ def records(batches: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _per_s(benchmark: Any, unit: str, n: int) -> None:
-    benchmark.extra_info[unit] = n
-    if benchmark.stats is not None:  # None under --benchmark-disable
-        benchmark.extra_info[f"{unit}_per_s"] = n / benchmark.stats.stats.mean
-
-
-def _rows_per_s(benchmark: Any, rows: int) -> None:
-    _per_s(benchmark, "rows", rows)
-
-
 @pytest.mark.parametrize(
     ("strategy", "shards"),
     [("single", 1), ("by_service", 2), ("by_service", 4), ("by_endpoint", 4), ("round_robin", 4)],
@@ -59,14 +50,14 @@ def test_split_table(benchmark: Any, tables: list[pa.Table], strategy: str, shar
     table = tables[0]
     parts = benchmark(routing.split, table, strategy, shards, 0)
     assert sum(p.num_rows for p in parts) == table.num_rows
-    _rows_per_s(benchmark, table.num_rows)
+    record_rate(benchmark, "rows", table.num_rows)
 
 
 def test_split_records_naive(benchmark: Any, records: list[dict[str, Any]]) -> None:
     """The regex strategy's dict records, as the naive pipeline routes them."""
     parts = benchmark(routing.split, records, "by_service", 4, 0)
     assert sum(len(p) for p in parts) == len(records)
-    _rows_per_s(benchmark, len(records))
+    record_rate(benchmark, "rows", len(records))
 
 
 def test_shard_ingest_and_close(benchmark: Any, batches: list[Any], tables: list[Any]) -> None:
@@ -82,7 +73,7 @@ def test_shard_ingest_and_close(benchmark: Any, batches: list[Any], tables: list
 
     rows = sum(t.num_rows for t in tables)
     assert benchmark.pedantic(run, rounds=5, warmup_rounds=1) == rows
-    _rows_per_s(benchmark, rows)
+    record_rate(benchmark, "rows", rows)
 
 
 @pytest.fixture(scope="module")
@@ -104,4 +95,4 @@ def test_detector_submit(benchmark: Any, panes: list[PaneAggregate], shards: int
         return core.panes_completed
 
     assert benchmark.pedantic(run, rounds=5, warmup_rounds=1) == len(panes)
-    _per_s(benchmark, "panes", len(panes))
+    record_rate(benchmark, "panes", len(panes))

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
+from rates import record_rate
 
 from logpipe.schema import PARSED_SCHEMA
 from logpipe.sketches import DistinctSketch, HeavyHitters, QuantileSketch, hash_strings
@@ -70,29 +71,24 @@ def pane(table: pa.Table) -> PaneAggregate:
     return agg
 
 
-def _rows_per_s(benchmark: Any, rows: int) -> None:
-    benchmark.extra_info["rows"] = rows
-    benchmark.extra_info["rows_per_s"] = rows / benchmark.stats.stats.mean
-
-
 def test_aggregate_table(benchmark: Any, table: pa.Table) -> None:
     out = benchmark(aggregate_table, table, PANE_MS)
     assert sum(a.lines for a in out.values()) == ROWS
-    _rows_per_s(benchmark, ROWS)
+    record_rate(benchmark, "rows", ROWS)
 
 
 def test_aggregate_table_two_panes(benchmark: Any) -> None:
     table = make_table(span_ms=2 * PANE_MS)
     out = benchmark(aggregate_table, table, PANE_MS)
     assert len(out) == 2
-    _rows_per_s(benchmark, ROWS)
+    record_rate(benchmark, "rows", ROWS)
 
 
 def test_aggregate_records_naive(benchmark: Any, table: pa.Table) -> None:
     records = table.to_pylist()
     out = benchmark(aggregate_records, records, PANE_MS)
     assert sum(a.lines for a in out.values()) == ROWS
-    _rows_per_s(benchmark, ROWS)
+    record_rate(benchmark, "rows", ROWS)
 
 
 def test_pane_merge(benchmark: Any, pane: PaneAggregate) -> None:
@@ -156,7 +152,7 @@ def test_merge_heavy_hitters(benchmark: Any) -> None:
 def test_quantile_update_numpy(benchmark: Any) -> None:
     values = np.random.default_rng(4).lognormal(-3, 1, ROWS)
     benchmark(lambda: QuantileSketch().update(values))
-    _rows_per_s(benchmark, ROWS)
+    record_rate(benchmark, "rows", ROWS)
 
 
 def test_quantile_update_python_loop(benchmark: Any) -> None:
@@ -171,13 +167,13 @@ def test_quantile_update_python_loop(benchmark: Any) -> None:
         return bins
 
     benchmark(update)
-    _rows_per_s(benchmark, ROWS)
+    record_rate(benchmark, "rows", ROWS)
 
 
 def test_distinct_update_numpy(benchmark: Any, table: pa.Table) -> None:
     users = table.column("user")
     benchmark(lambda: DistinctSketch().update_hashes(hash_strings(users)))
-    _rows_per_s(benchmark, ROWS)
+    record_rate(benchmark, "rows", ROWS)
 
 
 def test_distinct_update_python_loop(benchmark: Any, table: pa.Table) -> None:
@@ -194,4 +190,4 @@ def test_distinct_update_python_loop(benchmark: Any, table: pa.Table) -> None:
         return regs
 
     benchmark(update)
-    _rows_per_s(benchmark, ROWS)
+    record_rate(benchmark, "rows", ROWS)
