@@ -1,19 +1,23 @@
 """Smoke: does the whole pipeline work end to end, and does the harness measure it?
 
-The CI scenario. About 8 s of load at 60k lines/s with one anomaly of each kind
-inside the measured window; it must finish well under 30 s on 2 cores, Ray start
-included. Its thresholds use only machine-independent metrics: every line is
-accounted for, every injected anomaly is detected, no alert is false, and the
-object store stays bounded.
+The CI scenario. 6.5 s of event time offered at 150k lines/s, more than a
+2-core machine absorbs, so the measured throughput is the pipeline's capacity
+(what the CI gate compares with the baseline, normalised by the machine
+calibration); one anomaly of each kind lies inside the measured window. Each
+replicate takes about 10 s on 2 cores. Its thresholds use only
+machine-independent metrics: every line is accounted for, every injected
+anomaly is detected, no alert is false, and the object store stays bounded.
 """
 
 from harness.scenario import (
     GeneratorSpec,
     InjectionSpec,
     MeasurementSpec,
+    ParserSpec,
     RateSpec,
     RaySpec,
     Scenario,
+    ShardingSpec,
     WindowsSpec,
 )
 
@@ -21,18 +25,20 @@ MiB = 1024 * 1024
 
 SCENARIO = Scenario(
     name="smoke",
-    description="CI smoke test: 8 s at 60k lines/s, one anomaly of each kind",
+    description="CI smoke test: 6.5 s offered at 150k lines/s, one anomaly of each kind",
     generator=GeneratorSpec(
-        rate=RateSpec.constant(60_000),
-        duration_s=8.0,
+        rate=RateSpec.constant(150_000),
+        duration_s=6.5,
         batch_lines=5_000,
         seed=1,
         injections=(
-            InjectionSpec("error_rate", start_s=3.5, duration_s=3.0),
-            InjectionSpec("latency", start_s=4.0, duration_s=3.0),
-            InjectionSpec("user_activity", start_s=4.5, duration_s=3.0),
+            InjectionSpec("error_rate", start_s=3.0, duration_s=2.5),
+            InjectionSpec("latency", start_s=3.5, duration_s=2.5),
+            InjectionSpec("user_activity", start_s=4.0, duration_s=2.5),
         ),
     ),
+    parser=ParserSpec(parallelism=2),
+    sharding=ShardingSpec(strategy="by_service", shards=2),
     # Short windows and a short detector warm-up so that alerts can fire a few
     # seconds into an 8 s run.
     windows=WindowsSpec(size_s=4, slide_s=1),
