@@ -255,6 +255,20 @@ def test_checks_fail_when_the_world_misbehaves() -> None:
     assert checks["aa"].passed is True
 
 
+def test_observer_is_inconclusive_when_noise_straddles_the_target() -> None:
+    from harness.validation.phases import check_observer
+
+    def pools(on: list[float], off: list[float]) -> dict[str, RunResult]:
+        return {"base": from_samples({THR: on}), "off": from_samples({THR: off})}
+
+    noisy = check_observer(pools([80.0, 120.0, 95.0, 105.0], [100.0, 90.0, 115.0, 85.0]))
+    assert noisy.passed is None and "inconclusive" in noisy.detail
+    costly = check_observer(pools([90.0, 90.5, 89.5, 90.2], [100.0, 100.5, 99.5, 100.2]))
+    assert costly.passed is False
+    free = check_observer(pools([100.0, 100.5, 99.5, 100.2], [100.1, 100.4, 99.6, 100.2]))
+    assert free.passed is True
+
+
 def test_a_noisy_world_raises_false_positives_and_needed_replicates() -> None:
     quiet = check_noise(from_samples({THR: [100.0, 101.0, 99.0]}), None)
     noisy = check_noise(from_samples({THR: [100.0, 120.0, 80.0]}), None)
