@@ -391,7 +391,7 @@ class MeasurementSpec(Spec):
 
     _path: ClassVar[str] = "measurement"
     warmup_s: float = field(default=2.0, metadata=meta(number(0)))
-    replicates: int = field(default=3, metadata=meta(_at_least_one))
+    replicates: int = field(default=5, metadata=meta(_at_least_one))
     sample_interval_s: float = field(default=0.25, metadata=meta(_positive))
     # None: 2 x parser.parallelism (see Scenario.max_in_flight)
     max_in_flight: int | None = field(default=None, metadata=meta(optional(_at_least_one)))

@@ -3,7 +3,8 @@
 The default of ``make run``: 30 s at 60k lines/s (below the capacity of a
 2-core machine, so latency and detection times are not queueing artefacts),
 two services' shards, two parse tasks in flight, one anomaly of each kind,
-three replicates. Its numbers are the reference point the
+five replicates (the fewest with which a comparison can call a 5 % change
+significant; see docs/statistics.md). Its numbers are the reference point the
 other scenarios are compared with (``logbench compare``).
 """
 
@@ -31,7 +32,7 @@ SCENARIO = Scenario(
     ),
     parser=ParserSpec(parallelism=2),
     sharding=ShardingSpec(strategy="by_service", shards=2),
-    measurement=MeasurementSpec(warmup_s=2.0, replicates=3),
+    measurement=MeasurementSpec(warmup_s=2.0, replicates=5),
     thresholds=(
         "integrity.ok == 1",
         "min(detection.recall) >= 1",

@@ -1,4 +1,6 @@
-"""Validation: small, fast scenarios with which ``logbench validate`` checks the harness.
+"""Validation: does the harness see a real change, invent none, and time stalls right?
+
+Small, fast scenarios with which ``logbench validate`` checks the harness.
 
 Not benchmarks: each variant is the smallest workload that shows one known effect.
 
