@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SCENARIO ?= scenarios/baseline.py
 export RAY_USAGE_STATS_ENABLED = 0
 
-.PHONY: venv run test lint typecheck unit demo bench peers validate gate baseline clean
+.PHONY: venv run test test-slow lint typecheck unit demo bench peers validate gate baseline clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,11 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q -m "not slow" tests
+
+## Multi-node clusters and whole-CLI interruption runs, in subprocesses (~4 min).
+test-slow: $(STAMP)
+	$(BIN)/pytest -q -m slow tests
 
 test: lint typecheck unit
 

@@ -16,6 +16,9 @@ import pytest
 
 from harness.faults import ray_processes
 
+# Each case starts and interrupts a whole `logbench run` in a subprocess.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -15,6 +15,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
+# Each test starts its own multi-node cluster in a subprocess: minutes, not seconds.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Prints one JSON line: the replicates' integrity, faults and shard lines.

@@ -28,7 +28,7 @@ def test_result_file_is_valid_and_complete(smoke_result) -> None:
     assert loaded.scenario.name == "smoke"
     assert len(loaded.replicates) == 2
     assert loaded.metadata["calibration"]["lines_per_s"] == 1.0
-    assert loaded.scenario.settings["generator"]["duration_s"] == 8.0
+    assert loaded.scenario.settings["generator"]["duration_s"] == 6.5
 
 
 def test_metrics_are_measured_not_empty(smoke_result) -> None:
