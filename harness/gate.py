@@ -65,7 +65,9 @@ def evaluate_gate(
     failed = [t for t in outcome.thresholds if not t.passed]
     if baseline is not None:
         try:
-            outcome.comparison = compare(baseline, result, tolerance=tolerance, normalize=normalize)
+            outcome.comparison = compare(
+                baseline, result, metrics=metrics, tolerance=tolerance, normalize=normalize
+            )
         except CompareError as exc:
             outcome.exit_code = USAGE
             outcome.reasons.append(str(exc))
