@@ -136,8 +136,25 @@ class Ramp:
         return {"kind": "ramp", **asdict(self)}
 
 
+class _Piecewise:
+    """Profiles made of constant-rate segments (``_segments`` gives their bounds)."""
+
+    def _segments(self, duration_s: float) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def expected_lines(self, duration_s: float) -> float:
+        _check_duration(duration_s)
+        bounds, rates = self._segments(duration_s)
+        return float(np.sum(np.diff(bounds) * rates))
+
+    def line_offsets(self, duration_s: float) -> np.ndarray:
+        n = _line_count(self.expected_lines(duration_s))
+        bounds, rates = self._segments(duration_s)
+        return _piecewise_offsets(bounds, rates, n)
+
+
 @dataclass(frozen=True)
-class Step:
+class Step(_Piecewise):
     """Piecewise-constant rate: ``steps`` is ``((duration_s, rate), ...)``; the last rate holds."""
 
     steps: tuple[tuple[float, float], ...]
@@ -172,22 +189,12 @@ class Step:
                 return r
         return self.steps[-1][1]
 
-    def expected_lines(self, duration_s: float) -> float:
-        _check_duration(duration_s)
-        bounds, rates = self._segments(duration_s)
-        return float(np.sum(np.diff(bounds) * rates))
-
-    def line_offsets(self, duration_s: float) -> np.ndarray:
-        n = _line_count(self.expected_lines(duration_s))
-        bounds, rates = self._segments(duration_s)
-        return _piecewise_offsets(bounds, rates, n)
-
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "step", "steps": [list(s) for s in self.steps]}
 
 
 @dataclass(frozen=True)
-class Burst:
+class Burst(_Piecewise):
     """``base_rate`` plus ``burst_rate`` during ``[start_s, start_s + duration_s)``.
 
     With ``every_s`` the burst repeats every ``every_s`` seconds from ``start_s``.
@@ -241,16 +248,6 @@ class Burst:
             rel = math.fmod(rel, self.every_s)
         in_burst = rel < self.duration_s
         return float(self.base_rate + (self.burst_rate if in_burst else 0.0))
-
-    def expected_lines(self, duration_s: float) -> float:
-        _check_duration(duration_s)
-        bounds, rates = self._segments(duration_s)
-        return float(np.sum(np.diff(bounds) * rates))
-
-    def line_offsets(self, duration_s: float) -> np.ndarray:
-        n = _line_count(self.expected_lines(duration_s))
-        bounds, rates = self._segments(duration_s)
-        return _piecewise_offsets(bounds, rates, n)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "burst", **asdict(self)}
