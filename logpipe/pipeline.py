@@ -34,7 +34,7 @@ from logpipe.batch import Batch
 from logpipe.detector import DetectorActor, DetectorConfig
 from logpipe.events import PipelineEvents
 from logpipe.parse import ParseOptions, ParseStats, parse_task
-from logpipe.routing import STRATEGIES
+from logpipe.routing import validate as validate_sharding
 from logpipe.shard import Counts, ShardAck, ShardActor, merge_totals
 from logpipe.windows import PaneAggregate, SketchConfig, WindowSpec
 
@@ -63,15 +63,7 @@ class PipelineConfig:
     state_dir: str | None = None
 
     def __post_init__(self) -> None:
-        if self.sharding not in STRATEGIES:
-            raise ValueError(
-                f"sharding.strategy: unknown strategy {self.sharding!r} "
-                f"(expected one of {', '.join(STRATEGIES)})"
-            )
-        if self.n_shards < 1:
-            raise ValueError(f"sharding.shards: must be >= 1 (got {self.n_shards})")
-        if self.sharding == "single" and self.n_shards != 1:
-            raise ValueError("sharding.shards: strategy 'single' needs exactly 1 shard")
+        validate_sharding(self.sharding, self.n_shards)
         if self.max_in_flight < 1:
             raise ValueError(f"max_in_flight: must be >= 1 (got {self.max_in_flight})")
         if self.parse_num_cpus <= 0:
