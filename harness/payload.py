@@ -79,6 +79,7 @@ def generator_config(gen: Any) -> GeneratorConfig:
         user_skew=gen.user_skew,
         endpoint_skew=gen.endpoint_skew,
         error_5xx_rate=gen.error_5xx_rate,
+        event_speed=gen.event_speed,
         injections=tuple(
             Injection(i.kind, i.start_s, i.duration_s, key=i.key, intensity=i.intensity)
             for i in gen.injections

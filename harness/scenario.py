@@ -45,7 +45,7 @@ from harness.overrides import (
     to_plain,
 )
 from logpipe.batch import CODECS
-from logpipe.generate import endpoint_pool
+from logpipe.generate import MAX_EVENT_SPEED, MIN_EVENT_SPEED, endpoint_pool
 from logpipe.schema import ANOMALY_KINDS, ERROR_RATE, LATENCY, USER_ACTIVITY
 
 __all__ = [
@@ -277,6 +277,11 @@ class GeneratorSpec(Spec):
     endpoint_skew: float = field(default=1.1, metadata=meta(number(0, hi=MAX_SKEW)))
     error_5xx_rate: float = field(default=0.015, metadata=meta(number(0, hi=1)))
     seed: int = field(default=1, metadata=meta(integer(0)))
+    # Event seconds per second of the schedule (1: real time). Lets a short run
+    # hold the several windows of event time that detection needs.
+    event_speed: float = field(
+        default=1.0, metadata=meta(number(MIN_EVENT_SPEED, hi=MAX_EVENT_SPEED))
+    )
     injections: tuple[InjectionSpec, ...] = field(
         default=(), metadata=meta(_items_of_type(InjectionSpec))
     )

@@ -40,6 +40,9 @@ from logpipe.batch import CODECS, Batch, make_batch
 
 # 2026-01-01T00:00:00Z in epoch milliseconds.
 DEFAULT_START_MS = 1_767_225_600_000
+# Bounds of ``GeneratorConfig.event_speed`` (event seconds per stream second).
+MIN_EVENT_SPEED = 0.01
+MAX_EVENT_SPEED = 1000.0
 
 DEFAULT_INTENSITY = {
     schema.ERROR_RATE: 0.40,  # 5xx share of the service during the injection
@@ -120,7 +123,11 @@ def _finite(x: Any) -> bool:
 
 @dataclass(frozen=True)
 class Injection:
-    """An anomaly injected during ``[start_s, start_s + duration_s)`` of event time.
+    """An anomaly injected during ``[start_s, start_s + duration_s)`` of the stream.
+
+    Seconds are stream offsets (the axis of ``offsets_s``); they become event
+    time through :func:`event_ms`, so with ``event_speed`` k an injection at 3 s
+    lies 3k event seconds after ``start_ms``.
 
     ``key`` is a service (error_rate), an endpoint key ``"service /template"``
     (latency) or a user id (user_activity); None picks a busy one from the seed.
@@ -189,6 +196,9 @@ class GeneratorConfig:
     endpoint_skew: float = 1.1
     error_5xx_rate: float = 0.015
     start_ms: int = DEFAULT_START_MS
+    # Event seconds per stream second: 1 is real time; k > 1 packs k seconds of
+    # event time (windows, detector baselines) into each second of the schedule.
+    event_speed: float = 1.0
     injections: tuple[Injection, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
@@ -220,6 +230,9 @@ class GeneratorConfig:
         _check(_finite(v) and 0 <= v <= 1, "error_5xx_rate", "must be in [0, 1]", v)
         ok = is_int(self.start_ms) and self.start_ms >= 0
         _check(ok, "start_ms", "must be an int >= 0", self.start_ms)
+        v = self.event_speed
+        ok = _finite(v) and MIN_EVENT_SPEED <= v <= MAX_EVENT_SPEED
+        _check(ok, "event_speed", f"must be in [{MIN_EVENT_SPEED:g}, {MAX_EVENT_SPEED:g}]", v)
         injections = tuple(self.injections)
         for inj in injections:
             _check(isinstance(inj, Injection), "injections", "items must be Injection", inj)
@@ -369,8 +382,9 @@ def plan_injections(config: GeneratorConfig, cat: Catalog) -> list[PlannedInject
             target = ep_index[key]
         else:
             target = attackers.setdefault(key, len(attackers))
-        start = config.start_ms + round(inj.start_s * 1000)
-        end = config.start_ms + round((inj.start_s + inj.duration_s) * 1000)
+        ms_per_s = 1000.0 * config.event_speed
+        start = config.start_ms + round(inj.start_s * ms_per_s)
+        end = config.start_ms + round((inj.start_s + inj.duration_s) * ms_per_s)
         truth = GroundTruth(inj.kind, key, start, end)
         intensity = inj.resolved_intensity
         planned.append(PlannedInjection(inj.kind, target, start, end, intensity, truth))
@@ -619,7 +633,7 @@ class GeneratedStream:
 
 
 def event_ms(config: GeneratorConfig, offsets_s: np.ndarray) -> np.ndarray:
-    """Event time (epoch ms) of each line: ``start_ms + floor(offset * 1000)``."""
+    """Event time (epoch ms) of each line: ``start_ms + floor(offset * event_speed * 1000)``."""
     offsets = np.asarray(offsets_s, dtype=np.float64)
     if offsets.ndim != 1:
         raise ValueError(f"offsets_s: must be one-dimensional, got shape {offsets.shape}")
@@ -628,7 +642,8 @@ def event_ms(config: GeneratorConfig, offsets_s: np.ndarray) -> np.ndarray:
     if len(offsets) > 1 and np.any(np.diff(offsets) < 0):
         raise ValueError("offsets_s: must be nondecreasing")
     # The epsilon keeps 0.001 * 1000 = 0.99999... from flooring to the previous ms.
-    return config.start_ms + np.floor(offsets * 1000.0 + 1e-6).astype(np.int64)
+    scaled = offsets * (1000.0 * config.event_speed)
+    return config.start_ms + np.floor(scaled + 1e-6).astype(np.int64)
 
 
 def iter_raw_batches(config: GeneratorConfig, offsets_s: np.ndarray) -> Iterator[RawBatch]:

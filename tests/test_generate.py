@@ -310,6 +310,8 @@ def test_explicit_keys_and_intensity() -> None:
         (lambda: GeneratorConfig(n_services=0), "n_services:"),
         (lambda: GeneratorConfig(endpoints_per_service=10_000), "endpoints_per_service:"),
         (lambda: GeneratorConfig(error_5xx_rate=float("nan")), "error_5xx_rate:"),
+        (lambda: GeneratorConfig(event_speed=0.0), "event_speed:"),
+        (lambda: GeneratorConfig(event_speed=float("inf")), "event_speed:"),
         (lambda: Injection("spike", 0.0, 1.0), "kind:"),
         (lambda: Injection(schema.ERROR_RATE, -1.0, 1.0), "start_s:"),
         (lambda: Injection(schema.ERROR_RATE, 0.0, 0.0), "duration_s:"),
@@ -329,6 +331,22 @@ def test_unknown_injection_key_and_bad_offsets() -> None:
         generate(cfg, _offsets(10.0, 1.0))
     with pytest.raises(ValueError, match=r"^offsets_s: must be nondecreasing"):
         generate(GeneratorConfig(), np.array([0.0, 2.0, 1.0]))
+
+
+def test_event_speed_scales_event_time_and_injection_windows() -> None:
+    offsets = np.array([0.0, 0.5, 1.0, 2.25])
+    fast = GeneratorConfig(event_speed=4.0, injections=(Injection(schema.ERROR_RATE, 1.0, 0.5),))
+    assert list(event_ms(fast, offsets) - DEFAULT_START_MS) == [0, 2_000, 4_000, 9_000]
+    # The injection's window is in stream seconds: [1.0, 1.5) s -> [4, 6) event seconds.
+    (truth,) = ground_truth(fast)
+    assert (truth.start_ms - DEFAULT_START_MS, truth.end_ms - DEFAULT_START_MS) == (4_000, 6_000)
+    # The lines themselves carry the scaled time: the last batch ends 4x later.
+    real = generate(GeneratorConfig(batch_lines=100), _offsets(1_000.0, 3.0))
+    scaled = generate(GeneratorConfig(batch_lines=100, event_speed=4.0), _offsets(1_000.0, 3.0))
+    span = [s.batches[-1].meta.last_event_ms - DEFAULT_START_MS for s in (real, scaled)]
+    assert span[1] == pytest.approx(4 * span[0], abs=4)
+    # The schedule (planned emit times) does not change with the event speed.
+    assert np.array_equal(real.planned_emit_s, scaled.planned_emit_s)
 
 
 def test_config_dict_round_trip() -> None:

@@ -84,6 +84,7 @@ BAD_FIELDS: list[tuple[str, Callable[[], Any]]] = [
     ("generator.n_users", lambda: gen(n_users=0)),
     ("generator.user_skew", lambda: gen(user_skew=-0.1)),
     ("generator.error_5xx_rate", lambda: gen(error_5xx_rate=2)),
+    ("generator.event_speed", lambda: gen(event_speed=0)),
     ("generator.seed", lambda: gen(seed=-1)),
     ("generator.replay", lambda: gen(replay="")),
     ("generator.replay_format", lambda: gen(replay_format="xml")),
