@@ -11,7 +11,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from harness.calibration import calibrate
 from harness.payload import check_replay
 from harness.results import RunResult, write_result
 from harness.runner import Reporter, Runner
@@ -78,9 +77,7 @@ def run_planned(
     stop: threading.Event | None = None,
     calibration: dict[str, Any] | None = None,
 ) -> RunResult:
-    """Run one variant (calibrating the machine first unless given)."""
-    if calibration is None:
-        calibration = calibrate()
+    """Run one variant; without ``calibration`` the runner measures the machine in-session."""
     runner = Runner(
         planned.scenario,
         module=planned.module,

@@ -8,10 +8,20 @@ from an in-module generator (splitmix64, fixed seed; no dependence on
 fixed ``re`` pattern, then once more with ``pyarrow.compute.extract_regex``,
 then a small group-by.
 
+Two modes, recorded as ``mode`` and never compared with each other:
+
+- ``all_cores`` (what every run records): the round runs on every core of the
+  Ray session at once, in short bursts before each replicate and after the last,
+  so the figure is the per-core speed with all cores busy, as the pipeline runs,
+  and follows the machine's drift over the run. A one-core figure taken on an
+  idle machine does not: on a VM whose vCPUs share physical cores it moved by
+  50 % between runs minutes apart while the pipeline's throughput moved 10 %.
+- ``one_core``: :func:`calibrate`, one process, for quick standalone use.
+
 **Any change to the workload, patterns or round structure must bump
 CALIBRATION_VERSION** (and ``WORKLOAD_SHA256`` if the lines change); figures of
-different versions are not comparable and :func:`normalisation_factor` refuses
-them.
+different versions or modes are not comparable and :func:`normalisation_factor`
+refuses them.
 """
 
 from __future__ import annotations
@@ -31,13 +41,18 @@ __all__ = [
     "CALIBRATION_VERSION",
     "WORKLOAD_SHA256",
     "CalibrationMismatch",
+    "CoreCalibration",
+    "all_core_burst",
+    "burst",
     "calibrate",
     "normalisation_factor",
     "workload_digest",
     "workload_lines",
 ]
 
-CALIBRATION_VERSION = 1
+CALIBRATION_VERSION = 2
+MODE_ALL_CORES = "all_cores"
+MODE_ONE_CORE = "one_core"
 WORKLOAD_SEED = 20_240_601
 WORKLOAD_LINES = 10_000
 # sha256 of "\n".join(workload_lines()); guards against accidental workload drift.
@@ -137,11 +152,8 @@ def _one_round(lines: list[str], arr: pa.Array) -> tuple[int, int]:
     return len(table), total
 
 
-def calibrate(rounds: int = 11, clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
-    """Run the frozen benchmark (~1 s) and report lines per second on one core.
-
-    Returns ``{"lines_per_s": median, "samples": [per-round lines/s], "version": N}``.
-    """
+def burst(rounds: int = 3, clock: Callable[[], float] = time.perf_counter) -> list[float]:
+    """Lines/s of ``rounds`` timed rounds in this process, after one untimed warm round."""
     if rounds < 1:
         raise ValueError("rounds must be >= 1")
     lines = workload_lines()
@@ -159,14 +171,69 @@ def calibrate(rounds: int = 11, clock: Callable[[], float] = time.perf_counter) 
         n, _ = _one_round(lines, arr)
         dt = clock() - t0
         samples.append(n / dt if dt > 0 else math.inf)
-    finite = [s for s in samples if math.isfinite(s)]
-    if not finite:
+    return [float(s) for s in samples if math.isfinite(s)]
+
+
+def calibrate(rounds: int = 11, clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
+    """Run the frozen benchmark (~1 s) in this process: lines per second on one core.
+
+    Returns ``{"lines_per_s": median, "samples": [per-round lines/s], "version": N,
+    "mode": "one_core"}``.
+    """
+    samples = burst(rounds, clock)
+    if not samples:
         raise RuntimeError("calibration clock did not advance")
     return {
-        "lines_per_s": float(statistics.median(finite)),
-        "samples": [float(s) for s in finite],
+        "lines_per_s": float(statistics.median(samples)),
+        "samples": samples,
         "version": CALIBRATION_VERSION,
+        "mode": MODE_ONE_CORE,
     }
+
+
+def all_core_burst(cores: int, rounds: int = 3) -> list[float]:
+    """One burst on ``cores`` cores of the connected Ray at once; every round's lines/s.
+
+    One task per core, each reserving a CPU, so the cores are all busy together
+    (Ray's workers are already started: the tasks begin within milliseconds).
+    """
+    import ray
+
+    task: Any = ray.remote(num_cpus=1, max_retries=0)(burst)
+    per_task = ray.get([task.remote(rounds) for _ in range(max(1, cores))])
+    return [s for samples in per_task for s in samples]
+
+
+class CoreCalibration:
+    """Accumulates all-core bursts over a run and summarises them for the result file."""
+
+    def __init__(
+        self, cores: int, rounds: int = 3, burst_fn: Callable[[int, int], list[float]] | None = None
+    ) -> None:
+        self.cores = max(1, int(cores))
+        self.rounds = rounds
+        self._burst = burst_fn or all_core_burst
+        self.samples: list[float] = []
+        self.bursts = 0
+
+    def burst(self) -> None:
+        """Measure once more (call between replicates, never during one)."""
+        self.samples.extend(self._burst(self.cores, self.rounds))
+        self.bursts += 1
+
+    def result(self) -> dict[str, Any] | None:
+        """``{"lines_per_s": median per core, "samples", "version", "mode", "cores",
+        "bursts"}``, or None before the first burst."""
+        if not self.samples:
+            return None
+        return {
+            "lines_per_s": float(statistics.median(self.samples)),
+            "samples": list(self.samples),
+            "version": CALIBRATION_VERSION,
+            "mode": MODE_ALL_CORES,
+            "cores": self.cores,
+            "bursts": self.bursts,
+        }
 
 
 def normalisation_factor(baseline: Any, candidate: Any) -> float:
@@ -174,18 +241,19 @@ def normalisation_factor(baseline: Any, candidate: Any) -> float:
 
     ``baseline.lines_per_s / candidate.lines_per_s``. Raises
     :class:`CalibrationMismatch` if either calibration is missing or malformed,
-    or if their versions differ (two calibrations both without a version, from
-    before versioning, are treated as comparable).
+    or if their versions or modes differ (two calibrations both without a
+    version, from before versioning, are treated as comparable).
     """
     for name, cal in (("baseline", baseline), ("candidate", candidate)):
         if not isinstance(cal, dict) or not _positive(cal.get("lines_per_s")):
             raise CalibrationMismatch(f"{name} has no usable calibration: {cal!r}")
-    vb, vc = baseline.get("version"), candidate.get("version")
-    if vb != vc:
-        raise CalibrationMismatch(
-            f"calibration versions differ (baseline {vb}, candidate {vc}); "
-            "throughput cannot be normalised across them"
-        )
+    for key in ("version", "mode"):
+        vb, vc = baseline.get(key), candidate.get(key)
+        if vb != vc:
+            raise CalibrationMismatch(
+                f"calibration {key}s differ (baseline {vb}, candidate {vc}); "
+                "throughput cannot be normalised across them (re-record the baseline)"
+            )
     return float(baseline["lines_per_s"]) / float(candidate["lines_per_s"])
 
 

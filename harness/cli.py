@@ -85,16 +85,13 @@ def _plan(args: argparse.Namespace) -> list[api.Planned]:
 
 def _run_all(args: argparse.Namespace, planned: list[api.Planned]) -> list[tuple[Any, Path]]:
     """Run every planned variant, save each result, print summaries."""
-    from harness.calibration import calibrate
-
     console = make_console()
-    calibration = calibrate()
     done: list[tuple[Any, Path]] = []
     with _stop_on_signals() as stop:
         for item in planned:
             label = item.scenario.name + (f"[{item.variant}]" if item.variant else "")
             reporter = ProgressReporter(console, label)
-            result = api.run_planned(item, args.address, reporter, stop, calibration)
+            result = api.run_planned(item, args.address, reporter, stop)
             path = api.save(result, args.out)
             console.print(summary_table(label, result.summary))
             if not result.complete:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from harness import metrics as metric_defs
+from harness.calibration import CalibrationMismatch, normalisation_factor
 from harness.results import RunResult
 from harness.stats import DEFAULT_SEED, MetricVerdict, verdict
 
@@ -105,8 +106,7 @@ def compare(
     check_compatible(base, cand)
     names = list(metrics) if metrics is not None else _default_metrics(base, cand)
     defs = [_directed(name) for name in names]
-    scale_b = _calibration(base, "base") if normalize else 1.0
-    scale_c = _calibration(cand, "candidate") if normalize else 1.0
+    scale_b, scale_c = _calibrations(base, cand) if normalize else (1.0, 1.0)
     rng = np.random.default_rng(seed)
     verdicts = []
     tolerances: dict[str, float] = {}
@@ -221,22 +221,19 @@ def _tolerance(tolerance: float | Mapping[str, float], name: str) -> float:
     raise CompareError(f"tolerance for {name!r} must be a finite number >= 0, got {tol!r}")
 
 
-def _calibration(res: RunResult, label: str) -> float:
-    cal = res.metadata.get("calibration")
-    value = cal.get("lines_per_s") if isinstance(cal, Mapping) else None
-    if (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
-    ):
-        return float(value)
-    # An incompatibility of this pair of files for a normalised comparison, like a
-    # settings mismatch (and reported the same way by the CLI and the gate).
-    raise IncompatibleResults(
-        f"cannot normalize: {label} result has no positive metadata.calibration.lines_per_s"
-        " (rerun with calibration, or compare without --normalize)"
-    )
+def _calibrations(base: RunResult, cand: RunResult) -> tuple[float, float]:
+    """Both calibrations' lines/s, after checking they can be compared at all."""
+    cal_b: Any = base.metadata.get("calibration")
+    cal_c: Any = cand.metadata.get("calibration")
+    try:
+        normalisation_factor(cal_b, cal_c)
+    except CalibrationMismatch as exc:
+        # An incompatibility of this pair of files for a normalised comparison, like a
+        # settings mismatch (and reported the same way by the CLI and the gate).
+        raise IncompatibleResults(
+            f"cannot normalize: {exc} (rerun with calibration, or compare without --normalize)"
+        ) from None
+    return float(cal_b["lines_per_s"]), float(cal_c["lines_per_s"])
 
 
 # --------------------------------------------------------------------------- output

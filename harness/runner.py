@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from harness import measures
+from harness.calibration import CoreCalibration
 from harness.faults import FaultInjector
 from harness.integrity import Reference, build_reference, check
 from harness.payload import Payload, build_payload
@@ -112,6 +113,7 @@ class Runner:
         payload = build_payload(scn.generator)
         ray_spec = scn.ray
         replicates: list[Replicate] = []
+        cal: CoreCalibration | None = None
         with ray_session(
             num_cpus=ray_spec.num_cpus,
             object_store_memory=ray_spec.object_store_memory,
@@ -120,11 +122,20 @@ class Runner:
             simulated_nodes=ray_spec.simulated_nodes,
         ) as session:
             self._cluster = session.cluster
+            if not self.calibration:
+                # Measured in-session, between replicates, on the cores the run uses.
+                cal = CoreCalibration(round(session.num_cpus))
             ctx = self._context(payload)
             for index in range(scn.measurement.replicates):
                 if self.stop.is_set():
                     break
+                if cal is not None:
+                    cal.burst()
                 replicates.append(self._replicate(ctx, index))
+            if cal is not None and not self.stop.is_set():
+                cal.burst()
+        if cal is not None:
+            metadata["calibration"] = cal.result()
         complete = len(replicates) == scn.measurement.replicates and all(
             r.complete for r in replicates
         )

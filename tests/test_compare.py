@@ -163,9 +163,22 @@ def test_normalize_divides_by_own_calibration() -> None:
 def test_normalize_refuses_missing_calibration() -> None:
     meta = {k: v for k, v in BASE_METADATA.items() if k != "calibration"}
     base, cand = pair(metadata=meta)
-    with pytest.raises(IncompatibleResults, match=r"candidate result has no positive metadata\.c"):
+    with pytest.raises(IncompatibleResults, match=r"cannot normalize: candidate has no usable c"):
         compare(base, cand, normalize=True)
     assert compare(base, cand).verdicts  # fine without normalisation
+
+
+def test_normalize_refuses_calibrations_of_different_modes() -> None:
+    one_core = {"lines_per_s": 1e6, "version": 2, "mode": "one_core"}
+    all_cores = {**one_core, "mode": "all_cores"}
+    base = from_samples(
+        {THR: noisy(1000, seed=1)}, metadata=dict(BASE_METADATA, calibration=one_core)
+    )
+    cand = from_samples(
+        {THR: noisy(1000, seed=2)}, metadata=dict(BASE_METADATA, calibration=all_cores)
+    )
+    with pytest.raises(IncompatibleResults, match="calibration modes differ"):
+        compare(base, cand, normalize=True)
 
 
 def test_unknown_or_undirected_metric() -> None:

@@ -15,8 +15,7 @@ pytestmark = pytest.mark.usefixtures("ray_session")
 @pytest.fixture(scope="module")
 def smoke_result(tmp_path_factory):
     (planned,) = api.plan("scenarios/smoke.py", replicates=2)
-    calibration = {"lines_per_s": 1.0, "samples": [1.0], "version": 1}
-    result = api.run_planned(planned, calibration=calibration)
+    result = api.run_planned(planned)  # calibrates in-session
     path = api.save(result, tmp_path_factory.mktemp("runs"))
     return result, path
 
@@ -27,7 +26,11 @@ def test_result_file_is_valid_and_complete(smoke_result) -> None:
     assert loaded.complete
     assert loaded.scenario.name == "smoke"
     assert len(loaded.replicates) == 2
-    assert loaded.metadata["calibration"]["lines_per_s"] == 1.0
+    cal = loaded.metadata["calibration"]
+    # One all-core burst before each replicate and one after the last, on both cores.
+    assert (cal["mode"], cal["cores"], cal["bursts"]) == ("all_cores", 2, 3)
+    assert len(cal["samples"]) == 2 * 3 * 3  # cores x rounds x bursts
+    assert min(cal["samples"]) <= cal["lines_per_s"] <= max(cal["samples"])
     assert loaded.scenario.settings["generator"]["duration_s"] == 6.5
 
 
