@@ -13,6 +13,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -110,30 +111,26 @@ class Runner:
         if scn.measurement.search:
             return self._search()
         metadata = capture_metadata(self.calibration, self.address)
-        payload = build_payload(scn.generator)
         ray_spec = scn.ray
         replicates: list[Replicate] = []
         cal: CoreCalibration | None = None
-        with ray_session(
-            num_cpus=ray_spec.num_cpus,
-            object_store_memory=ray_spec.object_store_memory,
-            address=self.address,
-            include_dashboard=ray_spec.include_dashboard,
-            simulated_nodes=ray_spec.simulated_nodes,
-        ) as session:
-            self._cluster = session.cluster
-            if not self.calibration:
-                # Measured in-session, between replicates, on the cores the run uses.
-                cal = CoreCalibration(round(session.num_cpus))
-            ctx = self._context(payload)
-            for index in range(scn.measurement.replicates):
-                if self.stop.is_set():
-                    break
-                if cal is not None:
-                    cal.burst()
-                replicates.append(self._replicate(ctx, index))
-            if cal is not None and not self.stop.is_set():
-                cal.burst()
+        with ThreadPoolExecutor(1, thread_name_prefix="logbench-payload") as pool:
+            # Built while Ray starts (mostly waiting on its processes); both are
+            # done before the first replicate's clock starts.
+            pending = pool.submit(build_payload, scn.generator)
+            with ray_session(
+                num_cpus=ray_spec.num_cpus,
+                object_store_memory=ray_spec.object_store_memory,
+                address=self.address,
+                include_dashboard=ray_spec.include_dashboard,
+                simulated_nodes=ray_spec.simulated_nodes,
+            ) as session:
+                payload = pending.result()
+                self._cluster = session.cluster
+                if not self.calibration:
+                    # Measured in-session, between replicates, on the cores the run uses.
+                    cal = CoreCalibration(round(session.num_cpus))
+                replicates = self._replicates(self._context(payload), cal)
         if cal is not None:
             metadata["calibration"] = cal.result()
         complete = len(replicates) == scn.measurement.replicates and all(
@@ -145,6 +142,19 @@ class Runner:
             replicates,
             complete=complete,
         )
+
+    def _replicates(self, ctx: RunContext, cal: CoreCalibration | None) -> list[Replicate]:
+        """Every replicate in order, with a calibration burst before each and after the last."""
+        out: list[Replicate] = []
+        for index in range(self.scenario.measurement.replicates):
+            if self.stop.is_set():
+                break
+            if cal is not None:
+                cal.burst()
+            out.append(self._replicate(ctx, index))
+        if cal is not None and not self.stop.is_set():
+            cal.burst()
+        return out
 
     def _search(self) -> RunResult:
         """Maximum sustainable rate: one Ray session, one probe run per rate."""
