@@ -59,6 +59,7 @@ SMALL = {
     "generator.duration_s": 4.0,
     "generator.batch_lines": 2_000,
     "generator.injections": [],
+    "generator.event_speed": 1.0,
     "measurement.replicates": 1,
     "measurement.warmup_s": 0.5,
     "measurement.samplers": False,
