@@ -29,6 +29,7 @@ def pipeline_config(scn: Any) -> PipelineConfig:
         max_in_flight=in_flight,
         parse_num_cpus=parser.cpus_per_task,
         spread_shards=scn.sharding.spread,
+        state_dir=scn.ray.state_dir,
     )
 
 

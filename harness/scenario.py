@@ -85,6 +85,12 @@ _positive = number(0, above=True)
 _at_least_one = integer(1)
 
 
+def _absolute_path(path: str, value: Any) -> str:
+    if not isinstance(value, str) or not os.path.isabs(value) or "\0" in value:
+        fail(path, f"must be an absolute path (got {value!r})")
+    return value
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -368,6 +374,9 @@ class RaySpec(Spec):
     # >= 2: a simulated cluster on this machine (ray.cluster_utils), a head and
     # simulated_nodes - 1 workers sharing num_cpus; for multi-node fault runs.
     simulated_nodes: int = field(default=0, metadata=meta(integer(0, 8)))
+    # Checkpoints and journals (None: a temp directory on the driver's disk); on a
+    # real cluster a shared filesystem path mounted on every node (docs/cluster.md).
+    state_dir: str | None = field(default=None, metadata=meta(optional(_absolute_path)))
 
     def _validate(self) -> None:
         if self.simulated_nodes == 1:
