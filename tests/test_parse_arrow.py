@@ -6,7 +6,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logpipe.parse_arrow import endpoints
+from logpipe.parse_endpoints import endpoints
 from logpipe.parse_rules import endpoint_of
 
 # Paths built from the pieces the id rule cares about: slashes, digits, hex runs,
