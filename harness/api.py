@@ -9,12 +9,14 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.payload import check_replay
 from harness.results import RunResult, write_result
-from harness.runner import Reporter, Runner
 from harness.scenario import Matrix, Scenario, ScenarioError, load_scenario_module
+
+if TYPE_CHECKING:
+    from harness.runner import Reporter
 
 DEFAULT_OUT = Path("results/runs")
 
@@ -78,6 +80,8 @@ def run_planned(
     calibration: dict[str, Any] | None = None,
 ) -> RunResult:
     """Run one variant; without ``calibration`` the runner measures the machine in-session."""
+    from harness.runner import Runner  # imports Ray: only commands that run pay for it
+
     runner = Runner(
         planned.scenario,
         module=planned.module,
