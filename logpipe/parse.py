@@ -123,16 +123,15 @@ def parse_batch(
     opts = options or ParseOptions()
     t0 = time.perf_counter()
     meta = batch.meta
-    empty: pa.Table | list[dict[str, Any]] = empty_table() if opts.strategy == "arrow" else []
     try:
         raw = decode(batch)
     except CorruptBatch as exc:
-        return _whole_batch_rejected(meta.batch_id, meta.line_count, exc.reason, t0), empty
+        return _whole_batch_rejected(meta.batch_id, meta.line_count, exc.reason, t0), _empty(opts)
     bounds = line_bounds(raw) if opts.strategy == "arrow" else None
     n_lines = len(bounds[0]) if bounds is not None else count_lines(raw)
     if n_lines != meta.line_count:
         reason = "line_count_mismatch"
-        return _whole_batch_rejected(meta.batch_id, meta.line_count, reason, t0), empty
+        return _whole_batch_rejected(meta.batch_id, meta.line_count, reason, t0), _empty(opts)
     if bounds is not None:
         codes, out = parse_arrow(raw, bounds, opts.max_line_bytes)
         parsed = out.num_rows
@@ -184,6 +183,11 @@ def _sample(line: bytes) -> str:
     # 4 bytes per char at most: decode only what the sample can show.
     text = line[: SAMPLE_CHARS * 4].decode("utf-8", errors="backslashreplace")
     return escape_control(text[:SAMPLE_CHARS])
+
+
+def _empty(opts: ParseOptions) -> pa.Table | list[dict[str, Any]]:
+    # Built only when a batch is rejected whole: an empty 14-column table is not free.
+    return empty_table() if opts.strategy == "arrow" else []
 
 
 def _whole_batch_rejected(batch_id: int, line_count: int, reason: str, t0: float) -> ParseStats:

@@ -18,6 +18,7 @@ status checks they share, so the codes cannot differ from the ``regex`` strategy
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from logpipe.parse_rules import BAD_STATUS, BAD_TIMESTAMP, MAX_BYTES_DIGITS, OK
-from logpipe.parse_vec import NOT_DIGIT, Lines, Part, apache_ms, keep_rows, ts_grammar
+from logpipe.parse_vec import Lines, Part, apache_ms, keep_rows, ts_grammar
 from logpipe.schema import DEFAULT_SERVICE
 
 _NAMES = tuple(f"f{i}" for i in range(12))  # 10 fields, 12 with ``rt service``
@@ -77,7 +78,7 @@ def csv_combined(lines: Lines, idx: np.ndarray) -> tuple[list[Part], np.ndarray]
 
 def _safe(lines: Lines, idx: np.ndarray) -> np.ndarray:
     """Lines the reader reads as the grammar does (no CR, backslash or byte-order mark)."""
-    ok = lines.padded[lines.starts[idx]] != _BOM0
+    ok = lines.a[lines.starts[idx]] != _BOM0  # lines that passed screening are not empty
     for ch in _UNSAFE:
         if lines.data.find(ch, 0, lines.n_bytes) >= 0:
             ok &= ~np.isin(idx, lines.at(np.flatnonzero(lines.a == ch[0])))
@@ -153,7 +154,7 @@ class _Col:
     """One binary column: the array, its offsets and the bytes they index."""
 
     arr: pa.Array
-    offs: np.ndarray  # int64, n + 1
+    offs: np.ndarray  # int32, n + 1 (the array's own, not copied)
     data: np.ndarray
 
     @property
@@ -171,7 +172,7 @@ def _column(table: pa.Table, i: int) -> _Col:
     arr = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
     offs = np.frombuffer(arr.buffers()[1], np.int32)[arr.offset : arr.offset + len(arr) + 1]
     data = arr.buffers()[2]
-    return _Col(arr, offs.astype(np.int64), np.frombuffer(data, np.uint8) if data else _NONE)
+    return _Col(arr, offs, np.frombuffer(data, np.uint8) if data else _NONE)
 
 
 _NONE = np.zeros(0, np.uint8)
@@ -193,7 +194,7 @@ def _columns(fed: _Fed, rows: np.ndarray, c: list[_Col]) -> tuple[np.ndarray, Pa
         text = {name: arr.take(pa.array(sel)) for name, arr in text.items()}
     if len(c) == 12:
         rt = sel[g.rt_num[sel]]
-        latency = _spread(_to_number(c[10], rt, pa.float64()), g.rt_num[sel])
+        latency = _spread(_to_number(c[10], rt, pa.float64(), False), g.rt_num[sel])
     else:
         latency = pa.nulls(len(sel), pa.float64())
         text["service"] = pa.array(np.full(len(sel), DEFAULT_SERVICE, object), pa.string())
@@ -203,7 +204,7 @@ def _columns(fed: _Fed, rows: np.ndarray, c: list[_Col]) -> tuple[np.ndarray, Pa
         "event_ms": pa.array(event_ms),
         **_request_fields(c[5], g.m1, g.m2, sel),
         "status": pa.array(status.astype(np.int16)),
-        "bytes": _to_number(c[7], sel, pa.int64()),
+        "bytes": _to_number(c[7], sel, pa.int64(), bool(np.any(c[7].lens[sel] == 1))),
         "referer": text["referer"],
         "user_agent": text["user_agent"],
         "latency_s": latency,
@@ -231,8 +232,12 @@ def _accept(fed: _Fed, rows: np.ndarray, c: list[_Col]) -> _Checked:
     s = fed.starts[rows]
     ok, q0, q1 = _layout(fed, rows, c)
     ts = _window(fed.a, s + q0 - 29, 28)
-    status = _window(fed.a, s + q1 + 2, 3) - np.uint8(48)  # non-digits wrap to >= 10
-    ok &= np.all(status < 10, axis=1) & _bytes_ok(c[7]) & ts_grammar(ts)
+    if ok.all():  # every status is 3 bytes: the column's bytes are the matrix
+        lo = int(c[6].offs[0])
+        status = c[6].data[lo : lo + 3 * len(rows)].reshape(-1, 3) - np.uint8(48)
+    else:
+        status = _window(fed.a, s + q1 + 2, 3) - np.uint8(48)  # non-digits wrap to >= 10
+    ok &= np.all(status < 10, axis=1) & _bytes_ok(c[7]) & _by_runs(ts_grammar, ts)
     m1, m2, req_ok = _request(c[5])
     ok &= req_ok
     rt_num = np.zeros(len(rows), bool)
@@ -276,6 +281,16 @@ def _six_quotes(fed: _Fed, rows: np.ndarray, ok: np.ndarray) -> np.ndarray:
     return np.searchsorted(q, s + fed.lens[rows]) - np.searchsorted(q, s) == 6
 
 
+def _by_runs(check: Callable[[np.ndarray], np.ndarray], rows: np.ndarray) -> np.ndarray:
+    """``check`` of each row, computed once per run of equal rows (logs are time-ordered)."""
+    if len(rows) < 2:
+        return check(rows)
+    head = np.empty(len(rows), bool)
+    head[0] = True
+    np.any(rows[1:] != rows[:-1], axis=1, out=head[1:])
+    return check(rows[head])[np.cumsum(head) - 1]
+
+
 def _window(a: np.ndarray, pos: np.ndarray, width: int) -> np.ndarray:
     """(n, width) bytes from ``pos`` on, positions clipped into ``a`` (callers mask)."""
     if len(a) < width:
@@ -287,9 +302,12 @@ def _window(a: np.ndarray, pos: np.ndarray, width: int) -> np.ndarray:
 def _nondigits(col: _Col) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Byte offsets of non-digits in ``col``, their rows, and a count per row."""
     lo, hi = int(col.offs[0]), int(col.offs[-1])
-    at = np.flatnonzero(NOT_DIGIT.take(col.data[lo:hi])) + lo
+    at = np.flatnonzero((col.data[lo:hi] - np.uint8(48)) >= 10) + lo
+    n = len(col.offs) - 1
+    if len(at) == n and np.all((at >= col.offs[:-1]) & (at < col.offs[1:])):
+        return at, np.arange(n), np.ones(n, np.int64)  # one in each row (a decimal point)
     row = np.searchsorted(col.offs, at, side="right") - 1
-    return at, row, np.bincount(row, minlength=len(col.offs) - 1)
+    return at, row, np.bincount(row, minlength=n)
 
 
 def _bytes_ok(col: _Col) -> np.ndarray:
@@ -320,12 +338,16 @@ def _request(col: _Col) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     lo, hi = int(col.offs[0]), int(col.offs[-1])
     sp = np.flatnonzero(col.data[lo:hi] == _SP) + lo
     starts, ends = col.offs[:-1], col.offs[1:]
-    first = np.searchsorted(sp, starts)
-    count = np.searchsorted(sp, ends) - first
-    if len(sp) == 0:
+    if len(sp) == 2 * len(starts):  # two spaces a row, if each pair lies in its row
+        m1, m2 = sp[0::2], sp[1::2]
+        count = np.where((m1 >= starts) & (m2 < ends), 2, 0)
+    elif len(sp) == 0:
         return starts, starts, np.zeros(len(starts), bool)
-    m1 = sp[np.minimum(first, len(sp) - 1)]
-    m2 = sp[np.minimum(first + 1, len(sp) - 1)]
+    else:
+        first = np.searchsorted(sp, starts)
+        count = np.searchsorted(sp, ends) - first
+        m1 = sp[np.minimum(first, len(sp) - 1)]
+        m2 = sp[np.minimum(first + 1, len(sp) - 1)]
     ok = (count == 2) & (m1 > starts) & (m2 > m1 + 1) & (ends > m2 + 1)
     return np.where(ok, m1, starts), np.where(ok, m2, starts), ok
 
@@ -353,13 +375,14 @@ def _request_fields(col: _Col, m1: np.ndarray, m2: np.ndarray, sel: np.ndarray) 
     }
 
 
-def _to_number(col: _Col, rows: np.ndarray, to: pa.DataType) -> pa.Array:
+def _to_number(col: _Col, rows: np.ndarray, to: pa.DataType, dashes: bool) -> pa.Array:
     """Rows ``rows`` of a checked numeric column, cast by Arrow (``-`` rows are 0)."""
     text = col.text()
     if len(rows) < len(text):
         text = text.take(pa.array(rows))
-    dash = pc.equal(text, "-")
-    return pc.cast(pc.if_else(dash, "0", text), to)
+    if not dashes:
+        return pc.cast(text, to)
+    return pc.cast(pc.if_else(pc.equal(text, "-"), "0", text), to)
 
 
 def _spread(values: pa.Array, present: np.ndarray) -> pa.Array:

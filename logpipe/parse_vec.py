@@ -8,6 +8,7 @@ works on whole columns; nothing loops over lines in Python.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
@@ -44,13 +45,15 @@ class Lines:
 
     def __init__(self, raw: bytes, bounds: tuple[np.ndarray, np.ndarray]) -> None:
         self.n_bytes = len(raw)
-        # Zero padding lets fixed-width reads run past the last line without checks.
-        padded = raw + bytes(PAD)
-        self.data = padded
-        self.buf = pa.py_buffer(padded)
-        self.padded = np.frombuffer(padded, np.uint8)
-        self.a = self.padded[: self.n_bytes]
+        self.data = raw
+        self.buf = pa.py_buffer(raw)
+        self.a = np.frombuffer(raw, np.uint8)
         self.starts, self.ends = bounds
+
+    @cached_property
+    def padded(self) -> np.ndarray:
+        """The bytes and ``PAD`` zeros, so fixed-width reads run past the end unchecked."""
+        return np.frombuffer(self.data + bytes(PAD), np.uint8)
 
     def slices(self, bounds: np.ndarray) -> list[pa.Array]:
         """Compact string arrays of byte ranges: ``bounds`` is (rows, 2k) start/end pairs.
