@@ -18,7 +18,6 @@ status checks they share, so the codes cannot differ from the ``regex`` strategy
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from logpipe.parse_rules import BAD_STATUS, BAD_TIMESTAMP, MAX_BYTES_DIGITS, OK
-from logpipe.parse_vec import Lines, Part, apache_ms, keep_rows, ts_grammar
+from logpipe.parse_vec import Lines, Part, apache_ms_rows, keep_rows, ts_grammar
 from logpipe.schema import DEFAULT_SERVICE
 
 _NAMES = tuple(f"f{i}" for i in range(12))  # 10 fields, 12 with ``rt service``
@@ -190,7 +189,7 @@ def _columns(fed: _Fed, rows: np.ndarray, c: dict[int, _Col]) -> tuple[np.ndarra
     sel = np.flatnonzero(g.ok)
     if len(sel) == 0:
         return g.ok, None
-    event_ms, ts_ok = apache_ms(g.ts[sel, 1:27])
+    event_ms, ts_ok = g.event_ms[sel], g.ts_ok[sel]
     status = g.status[sel].astype(np.int64) @ np.array([100, 10, 1])
     late = np.where(
         ~ts_ok, BAD_TIMESTAMP, np.where((status < 100) | (status > 599), BAD_STATUS, OK)
@@ -228,7 +227,8 @@ class _Checked:
     """The grammar's verdict per table row, with the bytes the typed columns need."""
 
     ok: np.ndarray
-    ts: np.ndarray  # (n, 29) "[DD/Mon/YYYY:HH:MM:SS +hhmm] "
+    event_ms: np.ndarray  # meaningful where ok
+    ts_ok: np.ndarray  # the timestamp is a real time (checked after the grammar)
     status: np.ndarray  # (n, 3) digit values
     m1: np.ndarray  # request spaces (offsets in the request column)
     m2: np.ndarray
@@ -242,14 +242,17 @@ def _accept(fed: _Fed, rows: np.ndarray, c: dict[int, _Col]) -> _Checked:
     st = _window(fed.a, s + q1 + 1, 5)  # " 200 "
     ok &= (ts[:, 28] == _SP) & (st[:, 0] == _SP) & (st[:, 4] == _SP)
     status = st[:, 1:4] - np.uint8(48)  # non-digits wrap to >= 10
-    ok &= np.all(status < 10, axis=1) & _bytes_ok(c[7]) & _by_runs(ts_grammar, ts[:, :28])
+    first, run = _runs(ts[:, :28])
+    heads = ts[first]
+    event_ms, ts_ok = apache_ms_rows(heads[:, 1:27])
+    ok &= np.all(status < 10, axis=1) & _bytes_ok(c[7]) & ts_grammar(heads[:, :28])[run]
     m1, m2, req_ok = _request(c[5])
     ok &= req_ok
     rt_num = np.zeros(len(rows), bool)
     if 10 in c:
         rt_num, rt_ok = _rt(c[10])
         ok &= rt_ok
-    return _Checked(ok, ts, status, m1, m2, rt_num)
+    return _Checked(ok, event_ms[run], ts_ok[run], status, m1, m2, rt_num)
 
 
 def _layout(fed: _Fed, rows: np.ndarray, c: dict[int, _Col]) -> tuple[np.ndarray, ...]:
@@ -291,14 +294,14 @@ def _six_quotes(fed: _Fed, rows: np.ndarray, ok: np.ndarray) -> np.ndarray:
     return np.searchsorted(q, s + fed.lens[rows]) - np.searchsorted(q, s) == 6
 
 
-def _by_runs(check: Callable[[np.ndarray], np.ndarray], rows: np.ndarray) -> np.ndarray:
-    """``check`` of each row, computed once per run of equal rows (logs are time-ordered)."""
-    if len(rows) < 2:
-        return check(rows)
-    head = np.empty(len(rows), bool)
-    head[0] = True
-    np.any(rows[1:] != rows[:-1], axis=1, out=head[1:])
-    return check(rows[head])[np.cumsum(head) - 1]
+def _runs(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Runs of equal rows (logs are time-ordered: few runs): first rows, run of each row."""
+    words = rows
+    if rows.shape[1] % 4 == 0:  # compare four bytes at a time
+        words = np.ascontiguousarray(rows).view(np.uint32)
+    first = np.ones(len(rows), bool)
+    np.any(words[1:] != words[:-1], axis=1, out=first[1:])
+    return first, np.cumsum(first) - 1
 
 
 def _window(a: np.ndarray, pos: np.ndarray, width: int) -> np.ndarray:

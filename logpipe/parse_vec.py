@@ -201,12 +201,13 @@ def apache_ms(ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         np.any(ts[1:] != ts[:-1], axis=1, out=head[1:])
         if np.count_nonzero(head) * 2 < n:
             run = np.cumsum(head) - 1
-            ms, ok = _apache_ms_rows(ts[head])
+            ms, ok = apache_ms_rows(ts[head])
             return ms[run], ok[run]
-    return _apache_ms_rows(ts)
+    return apache_ms_rows(ts)
 
 
-def _apache_ms_rows(ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def apache_ms_rows(ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`apache_ms` of every row, without looking for runs."""
     d = ts.astype(np.int64) - ord("0")
 
     def num(i: int, k: int) -> np.ndarray:
