@@ -218,7 +218,8 @@ class Runner:
         )
         started_at = self.clock()
         faults = FaultInjector(scn.faults, self._cluster)
-        with Pipeline(cfg, events, self.clock, stall_hook(scn, payload.truth)) as pipe:
+        engine = _engine(scn.parser.engine)
+        with engine(cfg, events, self.clock, stall_hook(scn, payload.truth)) as pipe:
             # The clock starts once the actors are up (Pipeline waits for them):
             # actor start-up is not part of the workload.
             origin = self.clock() + 0.2  # lead time so the first batch is not born late
@@ -371,6 +372,15 @@ class Runner:
             "alerts": alerts,
         }
         return metrics, extra
+
+
+def _engine(name: str) -> type[Pipeline]:
+    """The pipeline class for ``parser.engine``."""
+    if name == "ray_data":
+        from logpipe.data_engine import DataPipeline  # imports Ray Data: only when chosen
+
+        return DataPipeline
+    return Pipeline
 
 
 def _subscribe(events: PipelineEvents, trace: _Trace, payload: Payload, origin: float) -> None:

@@ -71,6 +71,9 @@ __all__ = [
 MiB = 1024 * 1024
 RATE_KINDS = ("constant", "ramp", "step", "burst")
 PARSE_STRATEGIES = ("arrow", "regex")
+# "tasks": one @ray.remote parse task per batch (the default: faster, see
+# docs/performance.md); "ray_data": the parse stage as a streaming Ray Data map_batches.
+PARSE_ENGINES = ("tasks", "ray_data")
 SHARDING_STRATEGIES = ("single", "by_service", "by_endpoint", "round_robin")
 REPLAY_FORMATS = ("auto", "combined", "json")
 FAULT_KINDS = ("kill_parse_worker", "kill_shard", "kill_detector", "kill_alerting", "remove_node")
@@ -318,10 +321,11 @@ class GeneratorSpec(Spec):
 
 @dataclasses.dataclass(frozen=True)
 class ParserSpec(Spec):
-    """How batches are parsed: strategy, parse tasks in flight, CPUs per task."""
+    """How batches are parsed: strategy, engine, parse tasks in flight, CPUs per task."""
 
     _path: ClassVar[str] = "parser"
     strategy: str = field(default="arrow", metadata=meta(choice(*PARSE_STRATEGIES)))
+    engine: str = field(default="tasks", metadata=meta(choice(*PARSE_ENGINES)))
     parallelism: int = field(default=4, metadata=meta(_at_least_one))
     cpus_per_task: float = field(default=1.0, metadata=meta(_positive))
     max_dead_letters: int = field(default=20, metadata=meta(integer(0)))

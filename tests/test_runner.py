@@ -80,3 +80,22 @@ def test_summary_covers_replicates(smoke_result) -> None:
 def test_result_lands_in_the_requested_directory(smoke_result) -> None:
     _, path = smoke_result
     assert Path(path).suffix == ".json" and Path(path).name.startswith("smoke-")
+
+
+def test_parser_engine_selects_the_pipeline_class() -> None:
+    from harness.runner import _engine
+    from logpipe.data_engine import DataPipeline
+    from logpipe.pipeline import Pipeline
+
+    assert _engine("tasks") is Pipeline
+    assert _engine("ray_data") is DataPipeline
+
+
+def test_ray_data_engine_runs_the_smoke_scenario_exactly() -> None:
+    (planned,) = api.plan("scenarios/smoke.py", overrides=["parser.engine=ray_data"], replicates=1)
+    result = api.run_planned(planned, calibration={"lines_per_s": 1.0, "version": 2})
+    (rep,) = result.replicates
+    assert result.scenario.settings["parser"]["engine"] == "ray_data"
+    assert rep.complete and rep.metrics["integrity.ok"] == 1.0, rep.integrity
+    assert rep.metrics["detection.recall"] == 1.0
+    assert rep.metrics["throughput.lines_per_s"] > 0
