@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from logpipe import schema
+from logpipe.sequencer import ARRIVAL_ORDER, PaneSequencer, Prev
 from logpipe.windows import PaneAggregate, SketchConfig, SlidingWindow, WindowSpec, WindowView
 
 
@@ -238,9 +239,11 @@ class _Finding:
 class DetectorCore:
     """Merges per-shard pane partials in pane order and runs the rules (no Ray).
 
-    Shards submit every pane in increasing order, so pane ``p`` is complete once
-    every shard has submitted ``p`` or a later pane; a pane no shard sent (a gap)
-    is slid in empty. A resubmitted ``(shard, pane)`` is ignored. Alerts are
+    Each shard's panes are taken in its own order (``prev_pane``, see
+    :mod:`logpipe.sequencer`: one that arrives before its predecessor waits for
+    it), so pane ``p`` is complete once every shard has released ``p`` or a
+    later pane; a pane no shard sent (a gap) is slid in empty. A resubmitted
+    ``(shard, pane)`` is ignored. Alerts are
     numbered in order, sorted by (kind, key) within a window, so the output does
     not depend on the order in which shards' partials arrive. ``sketch`` must be
     the shards' sketch settings (merges need equal capacities); when ``None`` the
@@ -262,7 +265,7 @@ class DetectorCore:
         self._sketch = sketch
         self._window: SlidingWindow | None = None
         self._pending: dict[int, _Pending] = {}
-        self._last_pane: dict[int, int] = {}  # shard -> highest pane it submitted
+        self._order = PaneSequencer()
         self._next_pane: int | None = None
         alpha, cap = config.ewma_alpha, config.max_keys
         self._error = _Ewma(alpha, cap)
@@ -276,32 +279,46 @@ class DetectorCore:
         self.duplicates_ignored = 0
         self.next_alert_id = 0
 
-    def submit(self, shard_id: int, pane: PaneAggregate, trigger_batch_id: int) -> list[Alert]:
-        """Add one shard's partial of ``pane``; return alerts of the panes it completed."""
+    def submit(
+        self,
+        shard_id: int,
+        pane: PaneAggregate,
+        trigger_batch_id: int,
+        prev_pane: Prev = ARRIVAL_ORDER,
+    ) -> list[Alert]:
+        """Add one shard's partial of ``pane``; return alerts of the panes it completed.
+
+        ``prev_pane``: the pane the shard sent before (``None``: its first); without
+        it, arrival order is pane order.
+        """
         if not _int(shard_id) or not 0 <= shard_id < self.n_shards:
             raise ValueError(f"detector.submit: shard_id {shard_id!r} not in [0, {self.n_shards})")
-        p = pane.pane
-        last = self._last_pane.get(shard_id)
-        if (last is not None and p <= last) or (
-            self._next_pane is not None and p < self._next_pane
-        ):
+        item = (pane, trigger_batch_id)
+        released = self._order.offer(shard_id, pane.pane, prev_pane, item, self._next_pane)
+        if released is None:
             self.duplicates_ignored += 1
             return []
-        self._last_pane[shard_id] = p
+        for _, (agg, trigger) in released:
+            self._add_part(shard_id, agg, trigger)
+        low = self._order.complete_through(self.n_shards)
+        if low is None or not released:
+            return []
+        return self._complete_through(low, trigger_batch_id)
+
+    def _add_part(self, shard_id: int, pane: PaneAggregate, trigger_batch_id: int) -> None:
         if self._sketch is None:
             self._sketch = SketchConfig(heavy_hitters=pane.users.capacity)
-        slot = self._pending.get(p)
+        slot = self._pending.get(pane.pane)
         if slot is None:
-            self._pending[p] = _Pending({shard_id: pane}, trigger_batch_id)
+            self._pending[pane.pane] = _Pending({shard_id: pane}, trigger_batch_id)
         else:
             slot.parts[shard_id] = pane
             slot.trigger_batch_id = max(slot.trigger_batch_id, trigger_batch_id)
-        if len(self._last_pane) < self.n_shards:
-            return []
-        return self._complete_through(min(self._last_pane.values()), trigger_batch_id)
 
     def flush(self) -> list[Alert]:
         """End of stream: complete every pending pane, missing partials counted empty."""
+        for shard_id, _, (agg, trigger) in self._order.release_all():
+            self._add_part(shard_id, agg, trigger)
         if not self._pending:
             return []
         last = max(self._pending)
@@ -489,6 +506,8 @@ class DetectorCore:
             "windows_evaluated": self.windows_evaluated,
             "alerts": self.next_alert_id,
             "pending_panes": len(self._pending),
+            "held_panes": self._order.held_count,
+            "panes_reordered": self._order.reordered,
             "open_incidents": len(self._incidents),
             "tracked_keys": sum(
                 len(e.items) for e in (self._error, self._latency, self._user, self._denied)
@@ -498,7 +517,7 @@ class DetectorCore:
 
 _STATE_FIELDS = frozenset(
     {
-        "_sketch", "_window", "_pending", "_last_pane", "_next_pane", "_error", "_latency", "_user",
+        "_sketch", "_window", "_pending", "_order", "_next_pane", "_error", "_latency", "_user",
         "_denied", "_incidents", "window_index", "windows_evaluated", "panes_completed",
         "duplicates_ignored", "next_alert_id",
     }
@@ -539,12 +558,30 @@ class DetectorActor:
                 self.core.restore(pickle.load(fh))
             self._checkpointed_at = self.core.panes_completed
 
-    def submit(self, shard_id: int, pane: PaneAggregate, trigger_batch_id: int) -> int:
-        alerts = self.core.submit(shard_id, pane, trigger_batch_id)
-        self._forward(alerts)
+    def submit(
+        self,
+        shard_id: int,
+        pane: PaneAggregate,
+        trigger_batch_id: int,
+        prev_pane: Prev = ARRIVAL_ORDER,
+    ) -> int:
+        alerts = self.apply(shard_id, pane, trigger_batch_id, prev_pane)
         if self.core.panes_completed - self._checkpointed_at >= self.checkpoint_every:
             self.checkpoint()
         return len(alerts)
+
+    def apply(
+        self,
+        shard_id: int,
+        pane: PaneAggregate,
+        trigger_batch_id: int,
+        prev_pane: Prev = ARRIVAL_ORDER,
+    ) -> list[Alert]:
+        """Give one partial to the core and forward its alerts; no checkpoint
+        (subclasses replaying a journal call this)."""
+        alerts = self.core.submit(shard_id, pane, trigger_batch_id, prev_pane)
+        self._forward(alerts)
+        return alerts
 
     def flush(self) -> int:
         """Complete every pane; return once the alerting actor has recorded all alerts."""

@@ -35,6 +35,7 @@ from logpipe.detector import DetectorActor, DetectorConfig
 from logpipe.events import PipelineEvents
 from logpipe.parse import ParseOptions, ParseStats, parse_task
 from logpipe.routing import validate as validate_sharding
+from logpipe.sequencer import ARRIVAL_ORDER, Prev
 from logpipe.shard import Counts, ShardAck, ShardActor, merge_totals
 from logpipe.windows import PaneAggregate, SketchConfig, WindowSpec
 
@@ -113,7 +114,9 @@ class JournaledDetector(DetectorActor):
     the journal). A restarted actor restores the snapshot and re-applies the
     journal: panes it already holds are ignored by the core's per-shard
     deduplication, and alerts recomputed from the journal are deduplicated by the
-    alerting actor. Calls that never returned are retried by Ray.
+    alerting actor. Calls that never returned are retried by Ray, possibly after
+    later calls from the same shard: the core holds a pane until the one before
+    it (``prev_pane``) has arrived.
     """
 
     def __init__(
@@ -129,15 +132,24 @@ class JournaledDetector(DetectorActor):
         super().__init__(config, window, n_shards, alerting, snapshot, snapshot_every)
         self._journal_path = os.path.join(state_dir, "detector.journal")
         self.replayed = 0
-        for shard_id, pane, trigger in _read_journal(self._journal_path):
-            self.replayed += 1
-            self._forward(self.core.submit(shard_id, pane, trigger))
+        entries, good_bytes = _read_journal(self._journal_path)
         self._journal = open(self._journal_path, "ab")  # noqa: SIM115 (actor lifetime)
+        self._journal.truncate(good_bytes)  # a torn tail would hide later entries
+        for shard_id, pane, trigger, prev in entries:
+            self.replayed += 1
+            self.apply(shard_id, pane, trigger, prev)
 
-    def submit(self, shard_id: int, pane: PaneAggregate, trigger_batch_id: int) -> int:
-        pickle.dump((shard_id, pane, trigger_batch_id), self._journal, pickle.HIGHEST_PROTOCOL)
+    def submit(
+        self,
+        shard_id: int,
+        pane: PaneAggregate,
+        trigger_batch_id: int,
+        prev_pane: Prev = ARRIVAL_ORDER,
+    ) -> int:
+        entry = (shard_id, pane, trigger_batch_id, prev_pane)
+        pickle.dump(entry, self._journal, pickle.HIGHEST_PROTOCOL)
         self._journal.flush()  # a killed process loses nothing flushed to the OS
-        return super().submit(shard_id, pane, trigger_batch_id)
+        return super().submit(shard_id, pane, trigger_batch_id, prev_pane)
 
     def checkpoint(self) -> None:
         super().checkpoint()
@@ -147,21 +159,21 @@ class JournaledDetector(DetectorActor):
             journal.seek(0)
 
 
-def _read_journal(path: str) -> list[tuple[int, PaneAggregate, int]]:
-    """Entries of a journal this pipeline wrote; a torn last entry is dropped
-    (its call never returned, so Ray retries it)."""
-    entries: list[tuple[int, PaneAggregate, int]] = []
+def _read_journal(path: str) -> tuple[list[tuple[int, PaneAggregate, int, Prev]], int]:
+    """Entries of a journal this pipeline wrote, and the bytes they span; a torn
+    last entry is dropped (its call never returned, so Ray retries it)."""
+    entries: list[tuple[int, PaneAggregate, int, Prev]] = []
+    good = 0
     if not os.path.exists(path):
-        return entries
+        return entries, good
     with open(path, "rb") as fh:
         while True:
             try:
                 entries.append(pickle.load(fh))
-            except EOFError:
+            except Exception:  # EOF, or any error in our own file: a torn tail
                 break
-            except (pickle.UnpicklingError, ValueError, TypeError):
-                break
-    return entries
+            good = fh.tell()
+    return entries, good
 
 
 class Pipeline:

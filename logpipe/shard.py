@@ -57,6 +57,7 @@ class ShardState:
     shard_id: int
     buffered: list[pa.Table] = field(default_factory=list)
     next_pane: int | None = None
+    first_pane: int | None = None
     watermark_ms: int | None = None
     seen: set[int] = field(default_factory=set)
     rows: int = 0
@@ -90,7 +91,7 @@ class ShardCore:
         st.seen.add(batch_id)
         pane_ms = self.window.pane_ms
         if st.next_pane is None:
-            st.next_pane = first_event_ms // pane_ms
+            st.next_pane = st.first_pane = first_event_ms // pane_ms
         table = as_table(output)
         if table.num_rows:
             st.rows += table.num_rows
@@ -154,6 +155,10 @@ class ShardCore:
         if ready.num_rows == 0:
             return {}
         return aggregate_table(ready, self.window.pane_ms, self.sketch)
+
+    def prev_pane(self, pane: int) -> int | None:
+        """The pane closed before ``pane`` (``None`` for the first): panes close in order."""
+        return None if pane == self.state.first_pane else pane - 1
 
     def summary(self) -> dict[str, Any]:
         st = self.state
@@ -275,9 +280,19 @@ class ShardActor:
         )
 
     def checkpoint(self) -> None:
-        """Write the state atomically (no-op without ``checkpoint_dir``)."""
+        """Write the state atomically (no-op without ``checkpoint_dir``).
+
+        Waits first until the detector has taken every pane closed so far: a
+        pane whose call died with this process before it left would otherwise
+        be neither delivered nor, after a restart from this checkpoint, resent.
+        """
         if self._path is None:
             return
+        if self._pending:
+            import ray
+
+            pending, self._pending = self._pending, []
+            ray.get(pending)
         tmp = self._path.with_suffix(".tmp")
         with open(tmp, "wb") as fh:
             pickle.dump(
@@ -307,7 +322,8 @@ class ShardActor:
     def _submit(self, closed: list[PaneAggregate], batch_id: int) -> None:
         sid = self.core.shard_id
         for pane in closed:
-            self._pending.append(self.detector.submit.remote(sid, pane, batch_id))
+            prev = self.core.prev_pane(pane.pane)
+            self._pending.append(self.detector.submit.remote(sid, pane, batch_id, prev))
         # Keep only refs that may still be running, so memory stays bounded.
         if len(self._pending) > 256:
             import ray

@@ -11,11 +11,12 @@ import pytest
 from harness.integrity import build_reference
 from logpipe import rate
 from logpipe.batch import Batch
+from logpipe.detector import DetectorConfig
 from logpipe.events import PipelineEvents
 from logpipe.generate import GeneratorConfig, Injection, generate
 from logpipe.parse import ParseOptions
-from logpipe.pipeline import Pipeline, PipelineConfig
-from logpipe.windows import WindowSpec
+from logpipe.pipeline import JournaledDetector, Pipeline, PipelineConfig
+from logpipe.windows import PaneAggregate, WindowSpec
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
@@ -99,3 +100,26 @@ def test_corrupt_and_truncated_batches_are_rejected_whole_and_counted(stream) ->
     assert out.lines_rejected == bad.meta.line_count + junk.meta.line_count
     assert out.lines_parsed == good[0].meta.line_count + good[3].meta.line_count
     assert sum(out.batch_errors.values()) == 2
+
+
+def test_journaled_detector_replays_held_panes_and_cuts_a_torn_tail(tmp_path) -> None:
+    def fresh() -> JournaledDetector:
+        return JournaledDetector(DetectorConfig(), WINDOW, 2, None, str(tmp_path), 1_000)
+
+    first = fresh()
+    first.submit(0, PaneAggregate.empty(5), 0, None)
+    first.submit(1, PaneAggregate.empty(5), 0, None)
+    first.submit(0, PaneAggregate.empty(7), 2, 6)  # arrived before pane 6: held
+    before = first.stats()
+    first._journal.close()  # killed: only the journal remains
+    with open(tmp_path / "detector.journal", "ab") as fh:
+        fh.write(b"\x80\x05torn")  # a write cut short by the kill
+    second = fresh()
+    assert second.replayed == 3 and second.stats() == before
+    assert second.submit(0, PaneAggregate.empty(7), 2, 6) == 0  # a duplicate of a held pane
+    second.submit(0, PaneAggregate.empty(6), 1, 5)
+    second._journal.close()
+    third = fresh()  # entries written after the torn one are still read
+    assert third.replayed == 5 and third.stats() == second.stats()
+    assert third.stats()["held_panes"] == 0 and third.stats()["duplicates_ignored"] == 1
+    third._journal.close()

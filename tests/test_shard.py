@@ -56,6 +56,9 @@ def run_shards(parsed, strategy: str, n: int) -> tuple[list[ShardCore], dict[int
     # Every shard closes exactly the same panes, consecutively.
     assert all(c == closed_by_shard[0] for c in closed_by_shard)
     assert closed_by_shard[0] == list(range(closed_by_shard[0][0], closed_by_shard[0][-1] + 1))
+    # Each pane names the one closed before it (the detector's ordering key).
+    closed = closed_by_shard[0]
+    assert all([s.prev_pane(p) for p in closed] == [None, *closed[:-1]] for s in shards)
     return shards, merged
 
 
