@@ -12,7 +12,8 @@ batch's refs until every shard's checkpoint covers it and replays them to a
 restarted shard, which applies batches strictly in order and once each. The
 detector journals every pane it receives between snapshots; the alerting actor
 resumes from its JSON-lines file. State lives in a directory the pipeline
-creates (``state_dir``: on a multi-node cluster a path every node can read).
+creates and removes: a fresh temp directory, or a fresh subdirectory of
+``state_dir`` (on a multi-node cluster a shared path every node can read).
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ class PipelineConfig:
     webhook_url: str | None = None
     max_dead_letters: int = 50
     # Recovery: shard checkpoint period (batches), detector snapshot period (panes),
-    # parse task retries, and where state lives (None: a fresh temp directory).
+    # parse task retries, and where state lives (None: a fresh temp directory;
+    # else a fresh subdirectory of it per pipeline, so runs never share state).
     checkpoint_every: int = 16
     snapshot_every: int = 64
     parse_max_retries: int = 5
@@ -176,6 +178,18 @@ def _read_journal(path: str) -> tuple[list[tuple[int, PaneAggregate, int, Prev]]
     return entries, good
 
 
+def _make_state_dir(parent: str | None) -> str:
+    """A new, private directory for one pipeline's state, inside ``parent`` when given."""
+    # Never created here: a shared mount missing on this node must not silently
+    # become a local directory the other nodes cannot see.
+    if parent is not None and not os.path.isdir(parent):
+        raise ValueError(f"state_dir: no such directory {parent!r} (is it mounted here?)")
+    try:
+        return tempfile.mkdtemp(prefix="logpipe-state-", dir=parent)
+    except OSError as err:
+        raise ValueError(f"state_dir: cannot write in {parent!r}: {err.strerror}") from None
+
+
 class Pipeline:
     """The running pipeline; use as a context manager or call :meth:`close`."""
 
@@ -201,9 +215,7 @@ class Pipeline:
         self._released_through = -1
         self._alerts_seen = 0
         self._closed = False
-        self._owns_state = config.state_dir is None
-        self.state_dir = config.state_dir or tempfile.mkdtemp(prefix="logpipe-state-")
-        os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
+        self.state_dir = _make_state_dir(config.state_dir)
         self._make_actors(stall)
         # Learn each shard's incarnation first, so any later one is a restart.
         for ack in ray.get([s.status.remote() for s in self.shards]):
@@ -422,14 +434,14 @@ class Pipeline:
                 self.poll(timeout_s=None)
 
     def close(self) -> None:
-        """Kill the pipeline's actors and remove its state directory (idempotent)."""
+        """Kill the pipeline's actors and remove the state directory it made (idempotent)."""
         if self._closed:
             return
         self._closed = True
         for actor in [*self.shards, self.detector, self.alerting]:
             ray.kill(actor, no_restart=True)
-        if self._owns_state:
-            shutil.rmtree(self.state_dir, ignore_errors=True)
+        # Only the directory this pipeline created; a user's state_dir itself stays.
+        shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def __enter__(self) -> Pipeline:
         return self

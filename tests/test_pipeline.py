@@ -4,6 +4,7 @@ for every sharding strategy, bounded in-flight work, corrupt batches."""
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 import pytest
@@ -100,6 +101,20 @@ def test_corrupt_and_truncated_batches_are_rejected_whole_and_counted(stream) ->
     assert out.lines_rejected == bad.meta.line_count + junk.meta.line_count
     assert out.lines_parsed == good[0].meta.line_count + good[3].meta.line_count
     assert sum(out.batch_errors.values()) == 2
+
+
+def test_given_state_dir_gets_a_private_subdirectory_and_keeps_its_contents(tmp_path) -> None:
+    keep = tmp_path / "users-file"
+    keep.write_text("not the pipeline's")
+    cfg = PipelineConfig(window=WINDOW, state_dir=str(tmp_path))
+    with Pipeline(cfg) as first, Pipeline(cfg) as second:
+        dirs = {first.state_dir, second.state_dir}
+        assert len(dirs) == 2  # two runs (replicates) never read each other's state
+        assert all(os.path.dirname(d) == str(tmp_path) for d in dirs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["users-file"]
+    assert keep.read_text() == "not the pipeline's"
+    with pytest.raises(ValueError, match=r"^state_dir: no such directory"):
+        Pipeline(dataclasses.replace(cfg, state_dir=str(tmp_path / "unmounted")))
 
 
 def test_journaled_detector_replays_held_panes_and_cuts_a_torn_tail(tmp_path) -> None:
