@@ -29,6 +29,7 @@ from harness.pipeline_config import pipeline_config, stall_hook
 from harness.probes import ReplicateProbes
 from harness.raysession import ray_session
 from harness.results import Replicate, RunResult, ScenarioInfo, capture_metadata
+from logpipe.actors import PipelineActors
 from logpipe.events import PipelineEvents
 from logpipe.oracle import earliest_detections, matches
 from logpipe.pipeline import Pipeline
@@ -145,15 +146,27 @@ class Runner:
 
     def _replicates(self, ctx: RunContext, cal: CoreCalibration | None) -> list[Replicate]:
         """Every replicate in order, with a calibration burst before each and after the last."""
+        scn = ctx.scenario
         out: list[Replicate] = []
-        for index in range(self.scenario.measurement.replicates):
-            if self.stop.is_set():
-                break
-            if cal is not None:
+        # One set of actors, reset between replicates, instead of new worker processes
+        # each time; fault runs kill actors on purpose and get fresh ones per replicate.
+        actors = (
+            None
+            if scn.faults
+            else PipelineActors(pipeline_config(scn), stall_hook(scn, ctx.payload.truth))
+        )
+        try:
+            for index in range(scn.measurement.replicates):
+                if self.stop.is_set():
+                    break
+                if cal is not None:
+                    cal.burst()
+                out.append(self._replicate(ctx, index, actors))
+            if cal is not None and not self.stop.is_set():
                 cal.burst()
-            out.append(self._replicate(ctx, index))
-        if cal is not None and not self.stop.is_set():
-            cal.burst()
+        finally:
+            if actors is not None:
+                actors.close()
         return out
 
     def _search(self) -> RunResult:
@@ -204,7 +217,9 @@ class Runner:
         return RunContext(scn, payload, reference, oracle)
 
     # -- one replicate -----------------------------------------------------
-    def _replicate(self, ctx: RunContext, index: int) -> Replicate:
+    def _replicate(
+        self, ctx: RunContext, index: int, actors: PipelineActors | None = None
+    ) -> Replicate:
         scn = ctx.scenario
         meas = scn.measurement
         payload = ctx.payload
@@ -219,7 +234,7 @@ class Runner:
         started_at = self.clock()
         faults = FaultInjector(scn.faults, self._cluster)
         engine = _engine(scn.parser.engine)
-        with engine(cfg, events, self.clock, stall_hook(scn, payload.truth)) as pipe:
+        with engine(cfg, events, self.clock, stall_hook(scn, payload.truth), actors) as pipe:
             # The clock starts once the actors are up (Pipeline waits for them):
             # actor start-up is not part of the workload.
             origin = self.clock() + 0.2  # lead time so the first batch is not born late

@@ -223,12 +223,26 @@ class AlertingActor:
         webhook_url: str | None = None,
         webhook_options: Mapping[str, Any] | None = None,
     ) -> None:
+        self._ctor = (path, webhook_url, webhook_options)
         sinks: list[AlertSink] = []
         self._webhook: WebhookSink | None = None
         if webhook_url is not None:
             self._webhook = WebhookSink(webhook_url, **dict(webhook_options or {}))
             sinks.append(self._webhook)
         self._log = AlertLog(path, sinks, resume=path is not None and _reconstructed())
+
+    def reset(self, remove_file: bool = True) -> int:
+        """Forget every alert, as a new actor would (to reuse it for another run).
+
+        ``remove_file``: delete the alerts file first (the pipeline's own file in its
+        state directory), so a later restart cannot resume the previous run's alerts.
+        """
+        path, webhook_url, webhook_options = self._ctor
+        self._log.close()
+        if remove_file and path is not None:
+            Path(path).unlink(missing_ok=True)
+        AlertingActor.__init__(self, path, webhook_url, webhook_options)
+        return len(self._log)
 
     def record(self, alerts: Sequence[Alert | Mapping[str, Any]]) -> int:
         """Record alerts; returns how many were new."""

@@ -65,6 +65,7 @@ from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 from ray.util.queue import Queue
 
+from logpipe.actors import PipelineActors
 from logpipe.batch import Batch
 from logpipe.events import PipelineEvents
 from logpipe.parse import ParseOptions, parse_and_route
@@ -151,8 +152,9 @@ class DataPipeline(Pipeline):
         events: PipelineEvents | None = None,
         clock: Callable[[], float] = time.time,
         stall: Callable[[int, int], float] | None = None,
+        actors: PipelineActors | None = None,
     ) -> None:
-        super().__init__(config, events, clock, stall)
+        super().__init__(config, events, clock, stall, actors)
         self._pending: dict[int, Any] = {}  # seq -> meta, in the dataset
         self._outputs: queue.Queue[Any] = queue.Queue()
         self._feed = Queue(actor_options={"num_cpus": 0, "max_restarts": 0})

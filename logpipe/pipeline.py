@@ -18,10 +18,6 @@ creates and removes: a fresh temp directory, or a fresh subdirectory of
 
 from __future__ import annotations
 
-import os
-import pickle
-import shutil
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -30,15 +26,14 @@ from typing import Any
 
 import ray
 
-from logpipe.alerting import AlertingActor
+from logpipe.actors import PipelineActors
 from logpipe.batch import Batch
-from logpipe.detector import DetectorActor, DetectorConfig
+from logpipe.detector import DetectorConfig
 from logpipe.events import PipelineEvents
 from logpipe.parse import ParseOptions, ParseStats, parse_task
 from logpipe.routing import validate as validate_sharding
-from logpipe.sequencer import ARRIVAL_ORDER, Prev
-from logpipe.shard import Counts, ShardAck, ShardActor, merge_totals
-from logpipe.windows import PaneAggregate, SketchConfig, WindowSpec
+from logpipe.shard import Counts, ShardAck, merge_totals
+from logpipe.windows import SketchConfig, WindowSpec
 
 
 @dataclass(frozen=True)
@@ -108,88 +103,6 @@ class _Sent:
     emitted_s: float
 
 
-class JournaledDetector(DetectorActor):
-    """A :class:`DetectorActor` that loses nothing when it is killed.
-
-    Every submitted pane is appended to a journal before it is applied; the
-    state is snapshotted every ``snapshot_every`` completed panes (which empties
-    the journal). A restarted actor restores the snapshot and re-applies the
-    journal: panes it already holds are ignored by the core's per-shard
-    deduplication, and alerts recomputed from the journal are deduplicated by the
-    alerting actor. Calls that never returned are retried by Ray, possibly after
-    later calls from the same shard: the core holds a pane until the one before
-    it (``prev_pane``) has arrived.
-    """
-
-    def __init__(
-        self,
-        config: DetectorConfig,
-        window: WindowSpec,
-        n_shards: int,
-        alerting: Any,
-        state_dir: str,
-        snapshot_every: int = 64,
-    ) -> None:
-        snapshot = os.path.join(state_dir, "detector.ckpt")
-        super().__init__(config, window, n_shards, alerting, snapshot, snapshot_every)
-        self._journal_path = os.path.join(state_dir, "detector.journal")
-        self.replayed = 0
-        entries, good_bytes = _read_journal(self._journal_path)
-        self._journal = open(self._journal_path, "ab")  # noqa: SIM115 (actor lifetime)
-        self._journal.truncate(good_bytes)  # a torn tail would hide later entries
-        for shard_id, pane, trigger, prev in entries:
-            self.replayed += 1
-            self.apply(shard_id, pane, trigger, prev)
-
-    def submit(
-        self,
-        shard_id: int,
-        pane: PaneAggregate,
-        trigger_batch_id: int,
-        prev_pane: Prev = ARRIVAL_ORDER,
-    ) -> int:
-        entry = (shard_id, pane, trigger_batch_id, prev_pane)
-        pickle.dump(entry, self._journal, pickle.HIGHEST_PROTOCOL)
-        self._journal.flush()  # a killed process loses nothing flushed to the OS
-        return super().submit(shard_id, pane, trigger_batch_id, prev_pane)
-
-    def checkpoint(self) -> None:
-        super().checkpoint()
-        journal = getattr(self, "_journal", None)
-        if journal is not None:  # the snapshot covers every journalled pane
-            journal.truncate(0)
-            journal.seek(0)
-
-
-def _read_journal(path: str) -> tuple[list[tuple[int, PaneAggregate, int, Prev]], int]:
-    """Entries of a journal this pipeline wrote, and the bytes they span; a torn
-    last entry is dropped (its call never returned, so Ray retries it)."""
-    entries: list[tuple[int, PaneAggregate, int, Prev]] = []
-    good = 0
-    if not os.path.exists(path):
-        return entries, good
-    with open(path, "rb") as fh:
-        while True:
-            try:
-                entries.append(pickle.load(fh))
-            except Exception:  # EOF, or any error in our own file: a torn tail
-                break
-            good = fh.tell()
-    return entries, good
-
-
-def _make_state_dir(parent: str | None) -> str:
-    """A new, private directory for one pipeline's state, inside ``parent`` when given."""
-    # Never created here: a shared mount missing on this node must not silently
-    # become a local directory the other nodes cannot see.
-    if parent is not None and not os.path.isdir(parent):
-        raise ValueError(f"state_dir: no such directory {parent!r} (is it mounted here?)")
-    try:
-        return tempfile.mkdtemp(prefix="logpipe-state-", dir=parent)
-    except OSError as err:
-        raise ValueError(f"state_dir: cannot write in {parent!r}: {err.strerror}") from None
-
-
 class Pipeline:
     """The running pipeline; use as a context manager or call :meth:`close`."""
 
@@ -199,6 +112,7 @@ class Pipeline:
         events: PipelineEvents | None = None,
         clock: Callable[[], float] = time.time,
         stall: Callable[[int, int], float] | None = None,
+        actors: PipelineActors | None = None,
     ) -> None:
         self.config = config
         self.events = events or PipelineEvents()
@@ -215,51 +129,20 @@ class Pipeline:
         self._released_through = -1
         self._alerts_seen = 0
         self._closed = False
-        self.state_dir = _make_state_dir(config.state_dir)
-        self._make_actors(stall)
+        # Given actors are the caller's, reused: reset here, left alive at close.
+        self._owns_actors = actors is None
+        if actors is None:
+            actors = PipelineActors(config, stall)
+        elif actors.config != config:
+            raise ValueError("actors: made for another pipeline configuration")
+        else:
+            actors.reset()
+        self.actors = actors
+        self.state_dir = actors.state_dir
+        self.shards, self.detector, self.alerting = actors.shards, actors.detector, actors.alerting
         # Learn each shard's incarnation first, so any later one is a restart.
         for ack in ray.get([s.status.remote() for s in self.shards]):
             self._incarnation[ack.shard_id] = ack.incarnation
-
-    def _make_actors(self, stall: Callable[[int, int], float] | None) -> None:
-        cfg = self.config
-        restart = {"num_cpus": 0, "max_restarts": -1, "max_task_retries": -1}
-        # Actors reserve no CPU slot: parse tasks get the cores, actors share them.
-        # Constructor arguments stay small (no object-store refs) so restarts work.
-        alerts_path = cfg.alerts_path or os.path.join(self.state_dir, "alerts.jsonl")
-        # Actor handles are typed Any: Ray's stubs do not model ``.remote`` on methods.
-        self.alerting: Any = (
-            ray.remote(AlertingActor)
-            .options(**restart)
-            .remote(path=alerts_path, webhook_url=cfg.webhook_url)
-        )
-        self.detector: Any = (
-            ray.remote(JournaledDetector)
-            .options(**restart)
-            .remote(
-                cfg.detector,
-                cfg.window,
-                cfg.n_shards,
-                self.alerting,
-                self.state_dir,
-                cfg.snapshot_every,
-            )
-        )
-        strategy = "SPREAD" if cfg.spread_shards else "DEFAULT"
-        self.shards: list[Any] = [
-            ray.remote(ShardActor)
-            .options(scheduling_strategy=strategy, **restart)
-            .remote(
-                i,
-                cfg.window,
-                self.detector,
-                cfg.sketch,
-                stall,
-                self.state_dir,
-                cfg.checkpoint_every,
-            )
-            for i in range(cfg.n_shards)
-        ]
 
     # -- feeding -----------------------------------------------------------
     @property
@@ -434,14 +317,16 @@ class Pipeline:
                 self.poll(timeout_s=None)
 
     def close(self) -> None:
-        """Kill the pipeline's actors and remove the state directory it made (idempotent)."""
+        """Release every batch it holds; kill its actors unless they were given (idempotent)."""
         if self._closed:
             return
         self._closed = True
-        for actor in [*self.shards, self.detector, self.alerting]:
-            ray.kill(actor, no_restart=True)
-        # Only the directory this pipeline created; a user's state_dir itself stays.
-        shutil.rmtree(self.state_dir, ignore_errors=True)
+        # Dropping the refs lets the store free the batches and parsed outputs now,
+        # not whenever this object is collected.
+        self._sent.clear()
+        self._acks.clear()
+        if self._owns_actors:
+            self.actors.close()
 
     def __enter__(self) -> Pipeline:
         return self

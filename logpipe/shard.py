@@ -219,6 +219,7 @@ class ShardActor:
         checkpoint_dir: str | None = None,
         checkpoint_every: int = 16,
     ) -> None:
+        self._ctor = (shard_id, window, detector, sketch, stall, checkpoint_dir, checkpoint_every)
         self.core = ShardCore(shard_id, window, sketch)
         self.detector = detector
         self.stall = stall
@@ -265,6 +266,14 @@ class ShardActor:
         self._submit(closed, batch_id)
         self.applied_through = seq
         self.last_batch_id = batch_id
+
+    def reset(self) -> ShardAck:
+        """Forget everything, checkpoint file included, as a new actor would (to reuse it
+        for another run; call only when no batch is in flight)."""
+        if self._path is not None:
+            self._path.unlink(missing_ok=True)
+        ShardActor.__init__(self, *self._ctor)
+        return self._ack(-1)
 
     def status(self) -> ShardAck:
         """What the shard has applied and checkpointed (``seq`` is -1)."""

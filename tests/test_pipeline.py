@@ -11,12 +11,13 @@ import pytest
 
 from harness.integrity import build_reference
 from logpipe import rate
+from logpipe.actors import JournaledDetector
 from logpipe.batch import Batch
 from logpipe.detector import DetectorConfig
 from logpipe.events import PipelineEvents
 from logpipe.generate import GeneratorConfig, Injection, generate
 from logpipe.parse import ParseOptions
-from logpipe.pipeline import JournaledDetector, Pipeline, PipelineConfig
+from logpipe.pipeline import Pipeline, PipelineConfig
 from logpipe.windows import PaneAggregate, WindowSpec
 
 pytestmark = pytest.mark.usefixtures("ray_session")
