@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -131,7 +132,8 @@ class Runner:
                 if not self.calibration:
                     # Measured in-session, between replicates, on the cores the run uses.
                     cal = CoreCalibration(round(session.num_cpus))
-                replicates = self._replicates(self._context(payload), cal)
+                with self._actors(payload) as actors:  # they start while the reference builds
+                    replicates = self._replicates(self._context(payload), cal, actors)
         if cal is not None:
             metadata["calibration"] = cal.result()
         complete = len(replicates) == scn.measurement.replicates and all(
@@ -144,29 +146,29 @@ class Runner:
             complete=complete,
         )
 
-    def _replicates(self, ctx: RunContext, cal: CoreCalibration | None) -> list[Replicate]:
+    def _actors(self, payload: Payload) -> AbstractContextManager[PipelineActors | None]:
+        """One set of actors for every replicate, reset in between, instead of new worker
+        processes each time; fault runs kill actors on purpose and get fresh ones."""
+        scn = self.scenario
+        if scn.faults:
+            return nullcontext()
+        return PipelineActors(pipeline_config(scn), stall_hook(scn, payload.truth))
+
+    def _replicates(
+        self, ctx: RunContext, cal: CoreCalibration | None, actors: PipelineActors | None
+    ) -> list[Replicate]:
         """Every replicate in order, with a calibration burst before each and after the last."""
-        scn = ctx.scenario
         out: list[Replicate] = []
-        # One set of actors, reset between replicates, instead of new worker processes
-        # each time; fault runs kill actors on purpose and get fresh ones per replicate.
-        actors = (
-            None
-            if scn.faults
-            else PipelineActors(pipeline_config(scn), stall_hook(scn, ctx.payload.truth))
-        )
-        try:
-            for index in range(scn.measurement.replicates):
-                if self.stop.is_set():
-                    break
-                if cal is not None:
-                    cal.burst()
-                out.append(self._replicate(ctx, index, actors))
-            if cal is not None and not self.stop.is_set():
+        if actors is not None:
+            actors.wait_ready()  # not while the first calibration burst runs
+        for index in range(ctx.scenario.measurement.replicates):
+            if self.stop.is_set():
+                break
+            if cal is not None:
                 cal.burst()
-        finally:
-            if actors is not None:
-                actors.close()
+            out.append(self._replicate(ctx, index, actors))
+        if cal is not None and not self.stop.is_set():
+            cal.burst()
         return out
 
     def _search(self) -> RunResult:

@@ -172,6 +172,13 @@ class PipelineActors:
             for i in range(config.n_shards)
         ]
 
+    def wait_ready(self) -> None:
+        """Block until every actor is constructed (its worker process started)."""
+        ray.get(
+            [s.status.remote() for s in self.shards]
+            + [self.detector.stats.remote(), self.alerting.count.remote()]
+        )
+
     def reset(self) -> None:
         """Empty every actor's state and files, as if newly created (nothing in flight)."""
         if self._closed:

@@ -18,6 +18,7 @@ creates and removes: a fresh temp directory, or a fresh subdirectory of
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -317,7 +318,7 @@ class Pipeline:
                 self.poll(timeout_s=None)
 
     def close(self) -> None:
-        """Release every batch it holds; kill its actors unless they were given (idempotent)."""
+        """Release every batch it holds; kill its actors, or reset them if given (idempotent)."""
         if self._closed:
             return
         self._closed = True
@@ -327,6 +328,11 @@ class Pipeline:
         self._acks.clear()
         if self._owns_actors:
             self.actors.close()
+            return
+        # Reused actors drop their state now: the detector's window holds zero-copy
+        # panes that would pin object-store memory until the next run's reset.
+        with contextlib.suppress(ray.exceptions.RayError):  # the next reset reports it
+            self.actors.reset()
 
     def __enter__(self) -> Pipeline:
         return self
