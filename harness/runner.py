@@ -157,18 +157,18 @@ class Runner:
     def _replicates(
         self, ctx: RunContext, cal: CoreCalibration | None, actors: PipelineActors | None
     ) -> list[Replicate]:
-        """Every replicate in order, with a calibration burst before each and after the last."""
+        """Every replicate in order, with a calibration burst before the first and after
+        each (while the store frees what the replicate released)."""
         out: list[Replicate] = []
         if actors is not None:
             actors.wait_ready()  # not while the first calibration burst runs
+        settle = cal.burst if cal is not None else (lambda: None)
         for index in range(ctx.scenario.measurement.replicates):
             if self.stop.is_set():
                 break
-            if cal is not None:
-                cal.burst()
-            out.append(self._replicate(ctx, index, actors))
-        if cal is not None and not self.stop.is_set():
-            cal.burst()
+            if index == 0:
+                settle()
+            out.append(self._replicate(ctx, index, actors, settle))
         return out
 
     def _search(self) -> RunResult:
@@ -220,7 +220,11 @@ class Runner:
 
     # -- one replicate -----------------------------------------------------
     def _replicate(
-        self, ctx: RunContext, index: int, actors: PipelineActors | None = None
+        self,
+        ctx: RunContext,
+        index: int,
+        actors: PipelineActors | None = None,
+        settle: Callable[[], None] = lambda: None,
     ) -> Replicate:
         scn = ctx.scenario
         meas = scn.measurement
@@ -246,6 +250,7 @@ class Runner:
             outcome = pipe.finish() if complete else pipe.outcome
             fault_records = faults.finish(pipe, self.clock() - origin)
         series = probes.stop()
+        settle()  # work between the pipeline's close and the leak check, which waits for frees
         leaked = probes.leaked_bytes()
         records = _records(payload, trace)
         integrity = (
