@@ -52,7 +52,7 @@ validate: $(STAMP)
 ## throughput against the committed baseline, normalised by each run's all-core
 ## machine calibration, with a wide tolerance (CI machines are shared 2-core boxes).
 ## See docs/ci.md.
-GATE_FLAGS ?= --metric throughput.lines_per_s --normalize --tolerance 0.30 --out results/runs
+GATE_FLAGS ?= --metric throughput.lines_per_s --normalize --tolerance 0.40 --out results/runs
 gate: $(STAMP)
 	$(BIN)/logbench gate scenarios/smoke.py --baseline results/baselines/smoke.json $(GATE_FLAGS)
 
