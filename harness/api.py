@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.payload import check_replay
+from harness.pipeline_config import check_state_dir
 from harness.results import RunResult, write_result
 from harness.scenario import Matrix, Scenario, ScenarioError, load_scenario_module
 
@@ -68,6 +69,7 @@ def plan(
         if extra:
             scn = scn.with_overrides(extra)
         check_replay(scn.generator)  # a bad replay file fails here, as one line
+        check_state_dir(scn)
         out.append(Planned(str(path), name, scn))
     return out
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -31,6 +32,20 @@ def pipeline_config(scn: Any) -> PipelineConfig:
         spread_shards=scn.sharding.spread,
         state_dir=scn.ray.state_dir,
     )
+
+
+def check_state_dir(scn: Any) -> None:
+    """Fail before anything runs, with one line naming ``ray.state_dir``, when the
+    directory is missing or not writable here (the pipeline would fail per replicate)."""
+    from harness.scenario import ScenarioError
+
+    path = scn.ray.state_dir
+    if path is None:
+        return
+    if not os.path.isdir(path):
+        raise ScenarioError(f"ray.state_dir: no such directory {path!r} (is it mounted here?)")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ScenarioError(f"ray.state_dir: not writable: {path!r}")
 
 
 def stall_hook(scn: Any, truth: Sequence[Any]) -> Callable[[int, int], float] | None:
