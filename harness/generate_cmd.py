@@ -6,7 +6,8 @@ import argparse
 import sys
 
 from logpipe import rate as rate_mod
-from logpipe.generate import GeneratorConfig, Injection, write_log
+from logpipe.generate import GeneratorConfig, Injection
+from logpipe.logfile import write_log
 
 
 class GenerateError(ValueError):

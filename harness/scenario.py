@@ -45,8 +45,9 @@ from harness.overrides import (
     to_plain,
 )
 from logpipe.batch import CODECS
-from logpipe.generate import MAX_EVENT_SPEED, MIN_EVENT_SPEED, endpoint_pool
+from logpipe.generate import MAX_EVENT_SPEED, MIN_EVENT_SPEED
 from logpipe.schema import ANOMALY_KINDS, ERROR_RATE, LATENCY, USER_ACTIVITY
+from logpipe.traffic import endpoint_pool
 
 __all__ = [
     "FaultSpec",

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 import ray
 
 from logpipe.alerting import AlertingActor
-from logpipe.detector import DetectorActor, DetectorConfig
+from logpipe.detector import DetectorConfig
+from logpipe.detector_actor import DetectorActor
 from logpipe.sequencer import ARRIVAL_ORDER, Prev
 from logpipe.shard import ShardActor
 from logpipe.windows import PaneAggregate, WindowSpec

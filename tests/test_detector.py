@@ -16,7 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logpipe import schema
-from logpipe.detector import Alert, DetectorActor, DetectorConfig, DetectorCore, remote_detector
+from logpipe.detector import Alert, DetectorConfig, DetectorCore
+from logpipe.detector_actor import DetectorActor, remote_detector
 from logpipe.windows import PaneAggregate, WindowSpec, aggregate_table
 
 SPEC = WindowSpec(4_000, 1_000)  # 4 panes per window

@@ -15,21 +15,18 @@ from logpipe import schema
 from logpipe.batch import decode
 from logpipe.generate import (
     DEFAULT_START_MS,
-    METHODS,
-    PROTOCOLS,
     GeneratedStream,
     GeneratorConfig,
     GroundTruth,
     Injection,
-    build_catalog,
     event_ms,
     generate,
     ground_truth,
     iter_raw_batches,
-    load_truth,
-    write_log,
 )
+from logpipe.logfile import load_truth, write_log
 from logpipe.rate import Constant
+from logpipe.traffic import METHODS, PROTOCOLS, build_catalog
 
 COMBINED = re.compile(
     r"^(?P<ip>\d{1,3}(?:\.\d{1,3}){3}) - (?P<user>-|u\d{6,7}) "

@@ -9,7 +9,8 @@ import pytest
 import zstandard
 
 from logpipe.batch import decode
-from logpipe.generate import GeneratorConfig, event_ms, generate, write_log
+from logpipe.generate import GeneratorConfig, event_ms, generate
+from logpipe.logfile import write_log
 from logpipe.rate import Constant
 from logpipe.replay import (
     ReplayError,
