@@ -9,6 +9,7 @@ whose last event is at or past the pane end has been ingested.
 
 from __future__ import annotations
 
+import copy
 import os
 import pickle
 import time
@@ -219,7 +220,10 @@ class ShardActor:
         checkpoint_dir: str | None = None,
         checkpoint_every: int = 16,
     ) -> None:
-        self._ctor = (shard_id, window, detector, sketch, stall, checkpoint_dir, checkpoint_every)
+        # What reset() rebuilds from; the stall hook as given, unused: a one-shot hook
+        # keeps state, and a reset actor must stall again as a new one would.
+        fresh = copy.deepcopy(stall)
+        self._ctor = (shard_id, window, detector, sketch, fresh, checkpoint_dir, checkpoint_every)
         self.core = ShardCore(shard_id, window, sketch)
         self.detector = detector
         self.stall = stall

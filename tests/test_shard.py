@@ -158,3 +158,29 @@ def test_late_rows_count_in_totals_but_not_in_closed_panes() -> None:
     assert core.state.late_rows == old_table.num_rows
     assert core.state.rows == table.num_rows + old_table.num_rows
     assert not math.isnan(core.state.rows)
+
+
+class _OneShot:
+    """A stall hook with state, like the harness's: it fires once."""
+
+    def __init__(self) -> None:
+        self.fired = False
+
+    def __call__(self, first_event_ms: int, last_event_ms: int) -> float:
+        fire, self.fired = not self.fired, True
+        return 0.5 if fire else 0.0
+
+
+def test_reset_gives_a_one_shot_stall_hook_back_its_shot(tmp_path) -> None:
+    from logpipe.shard import ShardActor
+    from logpipe.windows import WindowSpec
+
+    actor = ShardActor(0, WindowSpec(4_000, 1_000), None, None, _OneShot(), str(tmp_path))
+    assert actor.stall is not None
+    assert actor.stall(0, 1) == 0.5 and actor.stall(0, 1) == 0.0  # fired once
+    actor.reset()
+    # A reset actor stalls again, as a new one would (the validation's stall arm
+    # runs several replicates on one set of actors).
+    assert actor.stall(0, 1) == 0.5 and actor.stall(0, 1) == 0.0
+    actor.reset()
+    assert actor.stall(0, 1) == 0.5
