@@ -55,12 +55,14 @@ SCENARIO = Matrix(
         "aa": {},
         "saturated": {
             "generator.rate.rate": 400_000,
-            "generator.duration_s": 0.2,
+            # 320k lines, about 1.2 s of work at capacity: a throughput window long
+            # enough that scheduling jitter does not swamp a 10 % change.
+            "generator.duration_s": 0.8,
             "generator.batch_lines": 5_000,
             "generator.injections": [],
             "windows.size_s": 10,
             "detector": {},
-            "measurement.warmup_s": 0.1,
+            "measurement.warmup_s": 0.2,
         },
         "stall": {
             "generator.rate.rate": 5_000,
