@@ -327,8 +327,16 @@ def _bytes_ok(col: _Col) -> np.ndarray:
     """``[0-9]{1,18}|-`` per row."""
     lens = col.lens
     _, _, count = _nondigits(col)
-    dash = (lens == 1) & (col.data[np.minimum(col.offs[:-1], max(len(col.data) - 1, 0))] == 45)
+    dash = (lens == 1) & (_first_byte(col) == 45)
     return ((count == 0) & (lens >= 1) & (lens <= MAX_BYTES_DIGITS)) | (dash & (count == 1))
+
+
+def _first_byte(col: _Col) -> np.ndarray:
+    """Each row's first byte (0 for an empty row; a column may hold no bytes at all)."""
+    if len(col.data) == 0:
+        return np.zeros(len(col.offs) - 1, np.uint8)
+    first = col.data[np.minimum(col.offs[:-1], len(col.data) - 1)]
+    return np.where(col.lens > 0, first, np.uint8(0))
 
 
 def _rt(col: _Col) -> tuple[np.ndarray, np.ndarray]:

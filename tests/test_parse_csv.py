@@ -148,6 +148,21 @@ def test_empty_and_tiny_inputs() -> None:
         _all_ways(raw)
 
 
+def test_columns_with_no_bytes_at_all() -> None:
+    # Found by hypothesis: every row's `bytes` field empty, so that column's data
+    # buffer is empty; the dash check indexed into it.
+    raw = _raw(
+        [
+            '0 - - [00/Jan/0001:00:00:00 +0000] "GET /users/12 HTTP/1.1" 000 - "" ""\r',
+            '0 - - [00/Jan/0001:00:00:00 +0000] "GET / HTTP/1.1" 000  - "" "bad"quote" extra',
+        ],
+        terminate=False,
+    )
+    codes, table = _all_ways(raw)
+    assert table.num_rows == 0
+    assert len(codes) == 2
+
+
 _line = st.one_of(
     combined_lines(),
     combined_lines().map(lambda s: s.replace(" ", "  ", 1)),
