@@ -185,7 +185,7 @@ def machine_warnings(base: RunResult, cand: RunResult) -> list[str]:
     out = []
     mb, mc = base.metadata, cand.metadata
     for key in MACHINE_KEYS:
-        if mb.get(key) != mc.get(key):
+        if not _same_machine_value(key, mb.get(key), mc.get(key)):
             out.append(f"machine differs: {key} {mb.get(key)!r} (base) vs {mc.get(key)!r}")
     for label, meta in (("base", mb), ("candidate", mc)):
         if meta.get("git_dirty"):
@@ -194,6 +194,16 @@ def machine_warnings(base: RunResult, cand: RunResult) -> list[str]:
         if not res.complete:
             out.append(f"{label} result is partial (interrupted run)")
     return out
+
+
+# The kernel's MemTotal moves by a few hundred KiB between boots of one machine.
+_MEMORY_REL_TOLERANCE = 0.01
+
+
+def _same_machine_value(key: str, b: Any, c: Any) -> bool:
+    if key == "memory_bytes" and isinstance(b, int) and isinstance(c, int) and max(b, c) > 0:
+        return abs(b - c) <= _MEMORY_REL_TOLERANCE * max(b, c)
+    return bool(b == c)
 
 
 def _default_metrics(base: RunResult, cand: RunResult) -> list[str]:

@@ -66,7 +66,12 @@ def evaluate_gate(
     if baseline is not None:
         try:
             outcome.comparison = compare(
-                baseline, result, metrics=metrics, tolerance=tolerance, normalize=normalize
+                baseline,
+                result,
+                metrics=metrics,
+                tolerance=tolerance,
+                normalize=normalize,
+                max_cv=max_cv,  # the table's "erratic" flag and exit 4 use one limit
             )
         except CompareError as exc:
             outcome.exit_code = USAGE

@@ -145,6 +145,14 @@ def test_warns_on_machine_differences_and_dirty_tree() -> None:
     assert "memory_bytes" not in text
 
 
+def test_memory_warns_only_beyond_one_percent() -> None:
+    mem = BASE_METADATA["memory_bytes"]
+    for other, warned in ((mem + 128 * 1024, False), (int(mem * 1.5), True)):
+        base, cand = pair(metadata=dict(BASE_METADATA, memory_bytes=other))
+        text = " | ".join(compare(base, cand).warnings)
+        assert ("machine differs: memory_bytes" in text) is warned
+
+
 def test_normalize_divides_by_own_calibration() -> None:
     # The candidate machine is twice as fast and measures twice the throughput:
     # raw numbers look like +100 %, normalised they are unchanged.

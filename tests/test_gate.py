@@ -62,6 +62,21 @@ def test_erratic_replicates_exit_4() -> None:
     assert any("erratic" in r for r in out.reasons)
 
 
+def test_comparison_flags_erratic_at_the_gates_limit() -> None:
+    # CV about 15 %: erratic for compare's default 10 %, not for the gate's 25 %.
+    noisy = [1000.0, 1300.0, 900.0, 1150.0, 1000.0, 800.0]
+    out = gate.evaluate_gate(result_with(noisy), [], result_with(noisy), max_cv=0.25)
+    assert out.exit_code == gate.PASS, out.reasons
+    assert out.comparison is not None
+    erratic = {v.name: v.erratic for v in out.comparison.verdicts}
+    assert erratic["throughput.lines_per_s"] is False
+    out = gate.evaluate_gate(result_with(noisy), [], result_with(noisy), max_cv=0.10)
+    assert out.exit_code == gate.INVALID
+    assert out.comparison is not None
+    erratic = {v.name: v.erratic for v in out.comparison.verdicts}
+    assert erratic["throughput.lines_per_s"] is True
+
+
 def test_incomplete_run_is_invalid() -> None:
     out = gate.evaluate_gate(result_with(STEADY, complete=False), [])
     assert out.exit_code == gate.INVALID
