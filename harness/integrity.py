@@ -72,7 +72,8 @@ def _records_table(records: Any) -> pa.Table:
 def _reference_one(
     batch: Batch, options: ParseOptions, sharding: str, n_shards: int
 ) -> tuple[list[Counts], pa.Table]:
-    _, *outputs = parse_and_route(batch, options, sharding, n_shards)
+    # Every column: the group-by below reads status_class, which shards never see.
+    _, *outputs = parse_and_route(batch, options, sharding, n_shards, columns=None)
     tables = [o if isinstance(o, pa.Table) else _records_table(o) for o in outputs]
     return [table_counts(t) for t in tables], pa.concat_tables(tables)
 

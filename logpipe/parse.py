@@ -36,6 +36,7 @@ from logpipe.parse_rules import (
     parse_regex,
 )
 from logpipe.schema import empty_table
+from logpipe.windows import AGGREGATED_COLUMNS
 
 __all__ = [
     "REASONS",
@@ -145,10 +146,21 @@ def parse_batch(
 
 
 def parse_and_route(
-    batch: Batch, options: ParseOptions, sharding: str, n_shards: int
+    batch: Batch,
+    options: ParseOptions,
+    sharding: str,
+    n_shards: int,
+    columns: tuple[str, ...] | None = AGGREGATED_COLUMNS,
 ) -> tuple[Any, ...]:
-    """Parse a batch and split it by shard: ``(ParseStats, out_0, ..., out_{n-1})``."""
+    """Parse a batch and split it by shard: ``(ParseStats, out_0, ..., out_{n-1})``.
+
+    Arrow outputs keep only ``columns`` (by default what the shards aggregate;
+    ``None`` keeps every parsed column). The ``regex`` strategy's records are the
+    naive design and stay whole.
+    """
     stats, out = parse_batch(batch, options)
+    if columns is not None and isinstance(out, pa.Table):
+        out = out.select(list(columns))
     return (stats, *routing.split(out, sharding, n_shards, batch.meta.batch_id))
 
 

@@ -176,7 +176,7 @@ class Pipeline:
         cfg = self.config
         meta = batch.meta
         batch_ref = ray.put(batch)
-        refs: list[Any] = parse_task.options(  # type: ignore[assignment]
+        refs: list[Any] = parse_task.options(
             num_returns=1 + cfg.n_shards,
             num_cpus=cfg.parse_num_cpus,
             max_retries=cfg.parse_max_retries,

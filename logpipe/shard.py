@@ -50,13 +50,17 @@ def add_counts(into: Counts, other: Counts) -> None:
 class ShardState:
     """Everything a shard needs to resume after a restart (picklable).
 
-    ``buffered`` holds the rows of panes that are still open; they are
+    ``buffered`` holds the rows of panes that are still open, one table per
+    batch, with each table's largest event time in ``buffered_max``; they are
     aggregated once, when their pane closes (aggregating a batch and merging it
     into an open pane costs as much as aggregating all the pane's rows at once).
+    A closing pane takes whole tables whose rows are all before its end and
+    filters only the tables that straddle it, so rows are not copied twice.
     """
 
     shard_id: int
     buffered: list[pa.Table] = field(default_factory=list)
+    buffered_max: list[int] = field(default_factory=list)
     next_pane: int | None = None
     first_pane: int | None = None
     watermark_ms: int | None = None
@@ -121,7 +125,10 @@ class ShardCore:
             ).values():
                 add_counts(st.totals, agg.counts())
             table = table.filter(pc.invert(late))
+            if table.num_rows == 0:
+                return
         st.buffered.append(table)
+        st.buffered_max.append(pc.max(table["event_ms"]).as_py())
 
     def _close(self, watermark_ms: int) -> list[PaneAggregate]:
         st = self.state
@@ -146,16 +153,23 @@ class ShardCore:
     def _take_rows_before(self, end_ms: int) -> dict[int, PaneAggregate]:
         """Aggregate (and drop from the buffer) every buffered row before ``end_ms``."""
         st = self.state
-        if not st.buffered:
+        ready: list[pa.Table] = []
+        keep: list[pa.Table] = []
+        keep_max: list[int] = []
+        for table, hi in zip(st.buffered, st.buffered_max):
+            if hi < end_ms:
+                ready.append(table)
+                continue
+            done = pc.less(table["event_ms"], end_ms)
+            if pc.any(done).as_py():
+                ready.append(table.filter(done))
+                table = table.filter(pc.invert(done))
+            keep.append(table)  # still holds its largest event time, hi
+            keep_max.append(hi)
+        st.buffered, st.buffered_max = keep, keep_max
+        if not ready:
             return {}
-        rows = pa.concat_tables(st.buffered)
-        done = pc.less(rows["event_ms"], end_ms)
-        ready = rows.filter(done)
-        rest = rows.filter(pc.invert(done))
-        st.buffered = [rest] if rest.num_rows else []
-        if ready.num_rows == 0:
-            return {}
-        return aggregate_table(ready, self.window.pane_ms, self.sketch)
+        return aggregate_table(pa.concat_tables(ready), self.window.pane_ms, self.sketch)
 
     def prev_pane(self, pane: int) -> int | None:
         """The pane closed before ``pane`` (``None`` for the first): panes close in order."""

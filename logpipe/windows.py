@@ -46,6 +46,19 @@ from logpipe.sketches import (
     quantile_sketches_by_group,
 )
 
+# The parsed columns aggregate_table reads (ingest needs no others: the parse task
+# sends shards only these, so paths, referers and user agents never travel on).
+AGGREGATED_COLUMNS = (
+    "ip",
+    "user",
+    "event_ms",
+    "status",
+    "bytes",
+    "latency_s",
+    "service",
+    "endpoint",
+)
+
 NULL_ENDPOINT = "-"
 NULL_USER = "-"
 COUNT_FIELDS = ("requests", "status_4xx", "status_5xx", "denied", "bytes")

@@ -25,6 +25,7 @@ from logpipe.parse import (
     parse_task,
 )
 from logpipe.schema import DEFAULT_SERVICE, PARSED_SCHEMA
+from logpipe.windows import AGGREGATED_COLUMNS
 
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"
 HYPO = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -462,7 +463,11 @@ def test_parse_and_route_splits_every_row_once() -> None:
     assert len(shards) == 3
     assert sum(t.num_rows for t in shards) == stats.parsed == 50
     for table in shards:
+        assert table.schema.names == list(AGGREGATED_COLUMNS)
+    whole = parse_and_route(batch_of(lines), ParseOptions(), "by_service", 3, columns=None)
+    for table, projected in zip(whole[1:], shards):
         assert table.schema == PARSED_SCHEMA
+        assert table.select(list(AGGREGATED_COLUMNS)).equals(projected)
 
 
 def test_generator_output_parses_completely() -> None:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from logpipe.schema import DEFAULT_SERVICE, PARSED_SCHEMA, endpoint_key
 from logpipe.sketches import merge_all
 from logpipe.windows import (
+    AGGREGATED_COLUMNS,
     PaneAggregate,
     SketchConfig,
     SlidingWindow,
@@ -94,6 +95,15 @@ def test_split_and_merge_equals_whole(rows: list[dict[str, Any]], cuts: list[int
     ]
     assert _merge_panes(parts) == aggregate_table(table, PANE_MS, EXACT)
     assert _merge_panes(parts[::-1]) == aggregate_table(table, PANE_MS, EXACT)
+
+
+@settings(max_examples=30, deadline=None)
+@given(rows_strategy)
+def test_aggregated_columns_are_all_aggregation_reads(rows: list[dict[str, Any]]) -> None:
+    # The parse task sends shards only AGGREGATED_COLUMNS: nothing else may matter.
+    table = _table(rows)
+    projected = table.select(list(AGGREGATED_COLUMNS))
+    assert aggregate_table(projected, PANE_MS, EXACT) == aggregate_table(table, PANE_MS, EXACT)
 
 
 @settings(max_examples=30, deadline=None)
