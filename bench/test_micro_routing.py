@@ -27,7 +27,7 @@ WINDOW = WindowSpec(10_000, 1_000)
 @pytest.fixture(scope="module")
 def batches() -> list[Any]:
     """Ten consecutive 10k-line batches of the generator's combined lines."""
-    return build_payload(peers.best_scenario(100_000, 1).generator).batches
+    return build_payload(peers.best_scenario(100_000, 1, batch_lines=10_000).generator).batches
 
 
 @pytest.fixture(scope="module")

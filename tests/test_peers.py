@@ -78,16 +78,31 @@ def test_busy_fraction_and_ratios() -> None:
         "naive_ray": peers.PeerResult("naive_ray", note="no complete replicate"),
         "pipeline": peers.PeerResult("pipeline", [400.0, 400.0]),
     }
-    out = peers.to_json(results, 1000)
+    out = peers.to_json(results, 1000, batch_lines=500)
+    assert out["batch_lines"] == 500
     assert out["ratios"] == {"duckdb": 2.0, "python": 8.0, "naive_ray": None}
     assert out["lines_per_s"]["duckdb"] == [100.0, 300.0, 200.0]
     assert out["notes"] == {"naive_ray": "no complete replicate"}
     assert peers.render(results).row_count == 4
 
 
-def test_cli_rejects_bad_arguments() -> None:
+def test_cli_rejects_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     parser = argparse.ArgumentParser()
     peers.add_arguments(parser)
     assert peers.run(parser.parse_args(["--lines", "10"])) == 2
+    assert peers.run(parser.parse_args(["--batch-lines", "0"])) == 2
+    assert peers.run(parser.parse_args(["--lines", "20000", "--batch-lines", "30000"])) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 3 and all(line.startswith("peers: ") for line in err)
     args = parser.parse_args(["--json", "x.json", "--replicates", "2"])
     assert (args.json, args.replicates, args.lines) == (Path("x.json"), 2, 1_000_000)
+    assert args.batch_lines == peers.BATCH_LINES
+
+
+def test_batch_lines_regroups_the_same_bytes() -> None:
+    small = peers.best_scenario(LINES, 1, batch_lines=5_000)
+    big = peers.best_scenario(LINES, 1, batch_lines=20_000)
+    assert peers.naive_scenario(LINES, 1, 20_000).generator.batch_lines == 20_000
+    assert len(build_payload(small.generator).batches) == 4
+    assert len(build_payload(big.generator).batches) == 1
+    assert peers.raw_text(small) == peers.raw_text(big)
