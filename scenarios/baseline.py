@@ -10,13 +10,13 @@ other scenarios are compared with (``logbench compare``).
 
 from harness.scenario import (
     GeneratorSpec,
-    InjectionSpec,
     MeasurementSpec,
     ParserSpec,
     RateSpec,
     Scenario,
     ShardingSpec,
 )
+from harness.workloads import one_of_each
 
 SCENARIO = Scenario(
     name="baseline",
@@ -24,11 +24,7 @@ SCENARIO = Scenario(
     generator=GeneratorSpec(
         rate=RateSpec.constant(60_000),
         duration_s=30.0,
-        injections=(
-            InjectionSpec("error_rate", start_s=10.0, duration_s=5.0),
-            InjectionSpec("latency", start_s=15.0, duration_s=5.0),
-            InjectionSpec("user_activity", start_s=21.0, duration_s=5.0),
-        ),
+        injections=one_of_each((10.0, 15.0, 21.0), 5.0),
     ),
     parser=ParserSpec(parallelism=2),
     sharding=ShardingSpec(strategy="by_service", shards=2),

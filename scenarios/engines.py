@@ -10,30 +10,25 @@ the task engine is the default.
 """
 
 from harness.scenario import (
-    GeneratorSpec,
-    InjectionSpec,
     Matrix,
     MeasurementSpec,
     ParserSpec,
-    RateSpec,
     Scenario,
     ShardingSpec,
     WindowsSpec,
 )
+from harness.workloads import saturating
 
 BASE = Scenario(
     name="engines",
     description="parse engine: Ray tasks vs Ray Data, 300k lines/s offered for 4 s",
-    generator=GeneratorSpec(
-        rate=RateSpec.constant(300_000),
-        duration_s=4.0,
+    generator=saturating(
+        300_000,
+        4.0,
         batch_lines=10_000,
         event_speed=4.0,
-        injections=(
-            InjectionSpec("error_rate", start_s=2.0, duration_s=1.0),
-            InjectionSpec("latency", start_s=2.2, duration_s=1.0),
-            InjectionSpec("user_activity", start_s=2.4, duration_s=1.0),
-        ),
+        anomalies_at=(2.0, 2.2, 2.4),
+        anomaly_s=1.0,
     ),
     parser=ParserSpec(parallelism=2),
     sharding=ShardingSpec(strategy="by_service", shards=2),

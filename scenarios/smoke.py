@@ -12,35 +12,29 @@ alert is false, and the object store stays bounded.
 """
 
 from harness.scenario import (
-    GeneratorSpec,
-    InjectionSpec,
     MeasurementSpec,
     ParserSpec,
-    RateSpec,
     RaySpec,
     Scenario,
     ShardingSpec,
     WindowsSpec,
 )
+from harness.workloads import saturating
 
 MiB = 1024 * 1024
 
 SCENARIO = Scenario(
     name="smoke",
     description="CI smoke: 300k lines offered in 1 s (8 s of event time), one anomaly of each kind",
-    generator=GeneratorSpec(
-        rate=RateSpec.constant(300_000),
-        duration_s=1.0,
+    # 8 s of event time in 1 s of schedule: enough windows for the detector to
+    # learn a baseline and fire, in a run a few seconds long.
+    generator=saturating(
+        300_000,
+        1.0,
         batch_lines=5_000,
-        seed=1,
-        # 8 s of event time in 1 s of schedule: enough windows for the detector
-        # to learn a baseline and fire, in a run a few seconds long.
         event_speed=8.0,
-        injections=(
-            InjectionSpec("error_rate", start_s=0.5, duration_s=0.3),
-            InjectionSpec("latency", start_s=0.55, duration_s=0.3),
-            InjectionSpec("user_activity", start_s=0.6, duration_s=0.3),
-        ),
+        anomalies_at=(0.5, 0.55, 0.6),
+        anomaly_s=0.3,
     ),
     parser=ParserSpec(parallelism=2),
     sharding=ShardingSpec(strategy="by_service", shards=2),

@@ -21,13 +21,13 @@ test-only knobs on with overrides; every variant leaves them off.
 
 from harness.scenario import (
     GeneratorSpec,
-    InjectionSpec,
     Matrix,
     MeasurementSpec,
     RateSpec,
     Scenario,
     WindowsSpec,
 )
+from harness.workloads import one_of_each
 
 AA = Scenario(
     name="validation",
@@ -37,11 +37,7 @@ AA = Scenario(
         duration_s=5.0,
         batch_lines=1_000,
         seed=1,
-        injections=(
-            InjectionSpec("error_rate", start_s=2.0, duration_s=2.5),
-            InjectionSpec("latency", start_s=2.0, duration_s=2.5),
-            InjectionSpec("user_activity", start_s=2.5, duration_s=2.5),
-        ),
+        injections=one_of_each((2.0, 2.0, 2.5), 2.5),
     ),
     windows=WindowsSpec(size_s=2, slide_s=1),
     detector={"warmup_windows": 1},

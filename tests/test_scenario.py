@@ -498,6 +498,7 @@ def test_shipped_set_is_complete() -> None:
         "hot_keys",
         "burst",
         "parser_parallelism",
+        "batch_size",
         "engines",
         "object_store_pressure",
         "max_throughput",
