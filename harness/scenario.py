@@ -23,8 +23,8 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
+from harness.matrix import Matrix
 from harness.overrides import (
-    Matrix,
     ScenarioError,
     Spec,
     apply_assignments,
