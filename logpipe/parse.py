@@ -17,6 +17,7 @@ accounting, dead letters and the Ray task.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,7 @@ __all__ = [
     "count_lines",
     "endpoint_of",
     "escape_control",
+    "output_buffer_bytes",
     "parse_and_route",
     "parse_batch",
     "parse_task",
@@ -97,7 +99,12 @@ class DeadLetter:
 
 @dataclass(frozen=True)
 class ParseStats:
-    """Accounting of one parsed batch: ``lines == parsed + rejected``, always."""
+    """Accounting of one parsed batch: ``lines == parsed + rejected``, always.
+
+    ``output_bytes`` is set by :func:`parse_and_route`: the Arrow buffer bytes of
+    the outputs it hands to the shards (0 from :func:`parse_batch`, and 0 for the
+    ``regex`` strategy's record lists, whose size is not computed).
+    """
 
     batch_id: int
     lines: int
@@ -107,6 +114,7 @@ class ParseStats:
     dead_letters: tuple[DeadLetter, ...] = ()
     batch_error: str | None = None
     parse_s: float = 0.0
+    output_bytes: int = 0
 
 
 # --------------------------------------------------------------------------- entry points
@@ -156,12 +164,28 @@ def parse_and_route(
 
     Arrow outputs keep only ``columns`` (by default what the shards aggregate;
     ``None`` keeps every parsed column). The ``regex`` strategy's records are the
-    naive design and stay whole.
+    naive design and stay whole. ``stats.output_bytes`` sums the outputs' sizes
+    (:func:`output_buffer_bytes`).
     """
     stats, out = parse_batch(batch, options)
     if columns is not None and isinstance(out, pa.Table):
         out = out.select(list(columns))
-    return (stats, *routing.split(out, sharding, n_shards, batch.meta.batch_id))
+    outs = routing.split(out, sharding, n_shards, batch.meta.batch_id)
+    stats = dataclasses.replace(stats, output_bytes=sum(output_buffer_bytes(o) for o in outs))
+    return (stats, *outs)
+
+
+def output_buffer_bytes(output: pa.Table | list[dict[str, Any]]) -> int:
+    """Bytes one parsed output occupies as an object: its Arrow buffers; 0 for records.
+
+    ``get_total_buffer_size``, not ``nbytes``: Ray pickles a table with its buffers
+    out of band, whole, so a table whose columns are slices of larger buffers
+    stores those buffers entirely; ``nbytes`` counts only the sliced ranges. (The
+    routed outputs are compact ``take``s or the whole selected table, where the two
+    agree to within a few bytes.) A list of records has no cheap honest size, so
+    bounds built on this figure cover the ``arrow`` strategy only.
+    """
+    return int(output.get_total_buffer_size()) if isinstance(output, pa.Table) else 0
 
 
 # Stateless and idempotent, so Ray's default task retries are safe.

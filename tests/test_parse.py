@@ -20,6 +20,7 @@ from logpipe.parse import (
     ParseStats,
     endpoint_of,
     escape_control,
+    output_buffer_bytes,
     parse_and_route,
     parse_batch,
     parse_task,
@@ -468,6 +469,39 @@ def test_parse_and_route_splits_every_row_once() -> None:
     for table, projected in zip(whole[1:], shards):
         assert table.schema == PARSED_SCHEMA
         assert table.select(list(AGGREGATED_COLUMNS)).equals(projected)
+
+
+def _pickled_buffer_bytes(table: pa.Table) -> int:
+    """Out-of-band buffer bytes of a protocol-5 pickle: what Ray puts in the store."""
+    sizes: list[int] = []
+    pickle.dumps(table, protocol=5, buffer_callback=lambda b: sizes.append(b.raw().nbytes))
+    return sum(sizes)
+
+
+def test_output_bytes_sums_the_routed_outputs_buffers() -> None:
+    lines = [combined(ext=f" 0.1 svc{i % 5}") for i in range(200)] + ["bad"]
+    stats, *shards = parse_and_route(batch_of(lines), ParseOptions(), "by_service", 3)
+    assert stats.output_bytes == sum(t.get_total_buffer_size() for t in shards) > 0
+    # The figure is what serialising the outputs actually carries.
+    assert stats.output_bytes == sum(_pickled_buffer_bytes(t) for t in shards)
+    whole = parse_and_route(batch_of(lines), ParseOptions(), "by_service", 3, columns=None)[0]
+    assert whole.output_bytes > stats.output_bytes  # dropped columns are not counted
+    assert parse_batch(batch_of(lines))[0].output_bytes == 0  # set by routing only
+
+
+def test_output_buffer_bytes_counts_whole_buffers_of_a_slice() -> None:
+    table = pa.table({"a": pa.array(np.arange(10_000, dtype=np.int64))}).slice(0, 10)
+    # A slice pickles its whole buffer; nbytes would claim 80 bytes.
+    assert output_buffer_bytes(table) == _pickled_buffer_bytes(table) == 80_000
+    assert table.nbytes == 80
+
+
+def test_output_bytes_is_zero_for_regex_records() -> None:
+    lines = [combined(ext=f" 0.1 svc{i % 5}") for i in range(20)]
+    opts = ParseOptions(strategy="regex")
+    stats, *shards = parse_and_route(batch_of(lines), opts, "by_service", 2)
+    assert sum(len(s) for s in shards) == stats.parsed == 20
+    assert stats.output_bytes == 0
 
 
 def test_generator_output_parses_completely() -> None:
