@@ -7,9 +7,15 @@ actors. The driver never ``ray.get``s parsed data: it waits only on the shards'
 small acks (backpressure via ``ray.wait``) and reads the parse stats.
 
 Recovery (see docs/reliability.md): parse tasks retry; shards, detector and
-alerting actor restart. Each batch gets a sequence number; the driver keeps a
-batch's refs until every shard's checkpoint covers it and replays them to a
-restarted shard, which applies batches strictly in order and once each. The
+alerting actor restart. Each batch gets a sequence number. The driver holds a
+batch's parsed outputs only while it is in flight (until every shard has
+applied it) and its compressed ``batch_ref`` until every shard's checkpoint
+covers it, so the object store holds in-flight work plus compressed batches,
+not parsed outputs awaiting a checkpoint. A restarted shard is replayed every
+batch after its checkpoint, in order: the held outputs of a batch still in
+flight, or, for one whose outputs were released, the output of a fresh
+``parse_task`` on its ``batch_ref`` (parsing is deterministic); the shard
+applies batches strictly in order and once each. The
 detector journals every pane it receives between snapshots; the alerting actor
 resumes from its JSON-lines file. State lives in a directory the pipeline
 creates and removes: a fresh temp directory, or a fresh subdirectory of
@@ -88,19 +94,29 @@ class PipelineOutcome:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     detector: dict[str, Any] = field(default_factory=dict)
     recovery: dict[str, int] = field(
-        default_factory=lambda: {"shard_restarts": 0, "replayed": 0, "unrecoverable": 0}
+        default_factory=lambda: {
+            "shard_restarts": 0,
+            "replayed": 0,
+            "reparsed": 0,
+            "unrecoverable": 0,
+        }
     )
 
 
 @dataclass
 class _Sent:
-    """A batch the driver holds by reference until every shard has checkpointed it."""
+    """A batch the driver holds by reference until every shard has checkpointed it.
+
+    ``out_refs`` (one parsed output per shard) is ``None`` once released; an entry
+    without a ``batch_ref`` (outputs made elsewhere, e.g. the Ray Data engine)
+    keeps them, as nothing could parse it again.
+    """
 
     batch_id: int
     meta: Any
     batch_ref: Any
     stats_ref: Any
-    out_refs: list[Any]
+    out_refs: list[Any] | None
     emitted_s: float
 
 
@@ -166,6 +182,11 @@ class Pipeline:
         """Batches held by reference for replay (not yet checkpointed by every shard)."""
         return len(self._sent)
 
+    @property
+    def retained_outputs(self) -> int:
+        """Batches whose parsed outputs are held (in flight, or not re-parseable)."""
+        return sum(1 for s in self._sent.values() if s.out_refs is not None)
+
     def submit(self, batch: Batch) -> float:
         """Send one batch; blocks while ``max_in_flight`` batches are unfinished.
 
@@ -173,30 +194,39 @@ class Pipeline:
         """
         while self.in_flight >= self.config.max_in_flight:
             self.poll(timeout_s=None)
-        cfg = self.config
         meta = batch.meta
         batch_ref = ray.put(batch)
-        refs: list[Any] = parse_task.options(
-            num_returns=1 + cfg.n_shards,
-            num_cpus=cfg.parse_num_cpus,
-            max_retries=cfg.parse_max_retries,
-        ).remote(batch_ref, cfg.parse, cfg.sharding, cfg.n_shards)
+        refs = self._parse(batch_ref)
         now = self.clock()
         seq = self._next_seq
         self._next_seq += 1
-        sent = _Sent(meta.batch_id, meta, batch_ref, refs[0], list(refs[1:]), now)
+        sent = _Sent(meta.batch_id, meta, batch_ref, refs[0], refs[1:], now)
         self._sent[seq] = sent
-        for i in range(cfg.n_shards):
+        for i in range(self.config.n_shards):
             self._ingest(i, seq, sent)
         self.outcome.batches += 1
         self.outcome.lines_emitted += meta.line_count
         self.events.batch_emitted.fire(batch_id=meta.batch_id, t_s=now, in_flight=self.in_flight)
         return now
 
-    def _ingest(self, shard: int, seq: int, sent: _Sent) -> None:
+    def _parse(self, batch_ref: Any) -> list[Any]:
+        """Submit one ``parse_task``: refs to its stats, then one output per shard."""
+        cfg = self.config
+        refs: list[Any] = parse_task.options(
+            num_returns=1 + cfg.n_shards,
+            num_cpus=cfg.parse_num_cpus,
+            max_retries=cfg.parse_max_retries,
+        ).remote(batch_ref, cfg.parse, cfg.sharding, cfg.n_shards)
+        return list(refs)
+
+    def _ingest(self, shard: int, seq: int, sent: _Sent, out_ref: Any = None) -> None:
+        """Send ``shard`` its output of batch ``seq`` (default: the one ``sent`` holds)."""
+        if out_ref is None:
+            assert sent.out_refs is not None, "released outputs need an explicit out_ref"
+            out_ref = sent.out_refs[shard]
         meta = sent.meta
         ack = self.shards[shard].ingest.remote(
-            seq, meta.batch_id, meta.first_event_ms, meta.last_event_ms, sent.out_refs[shard]
+            seq, meta.batch_id, meta.first_event_ms, meta.last_event_ms, out_ref
         )
         self._acks[ack] = shard
 
@@ -234,17 +264,29 @@ class Pipeline:
             self.outcome.recovery["unrecoverable"] += self._released_through - applied_through
         for seq in range(applied_through + 1, self._next_seq):
             sent = self._sent.get(seq)
-            if sent is not None:
-                self._ingest(shard, seq, sent)
-                self.outcome.recovery["replayed"] += 1
+            if sent is None:
+                continue
+            if sent.out_refs is not None:
+                out_ref = sent.out_refs[shard]
+            else:
+                # Finished by every shard, so its outputs were let go: parse it again
+                # (deterministic) and drop the other shards' outputs at once.
+                out_ref = self._parse(sent.batch_ref)[1 + shard]
+                self.outcome.recovery["reparsed"] += 1
+            self._ingest(shard, seq, sent, out_ref)
+            self.outcome.recovery["replayed"] += 1
 
     def _advance(self) -> int:
-        """Finish batches every shard has applied; drop refs every shard has checkpointed."""
+        """Finish batches every shard has applied, letting go of their parsed outputs;
+        drop the batches every shard has checkpointed."""
         done = 0
         through = min(self._applied)
         while self._done_through < through:
             self._done_through += 1
-            self._finish_batch(self._sent[self._done_through])
+            entry = self._sent[self._done_through]
+            self._finish_batch(entry)
+            if entry.batch_ref is not None:  # a replay can parse it again
+                entry.out_refs = None
             done += 1
         release = min(min(self._checkpointed), self._done_through)
         while self._released_through < release:

@@ -91,6 +91,28 @@ def test_shard_killed_restores_checkpoint_and_replays(stream: Any, baseline: Any
     assert alert_keys(out) == alert_keys(baseline)
 
 
+def test_shard_restart_after_outputs_released_reparses_and_stays_exact(
+    stream: Any, baseline: Any
+) -> None:
+    # A checkpoint every 10 batches: after 14 drained batches, 10..13 are held for
+    # replay but finished, so their parsed outputs are gone and must be parsed again.
+    cfg = config(checkpoint_every=10)
+    with Pipeline(cfg) as pipe:
+        for i, batch in enumerate(stream.batches):
+            pipe.submit(batch)
+            assert pipe.retained_outputs == pipe.in_flight  # only in-flight outputs held
+            if i == 13:
+                pipe.drain()
+                assert pipe.retained >= 1 and pipe.retained_outputs == 0
+                ray.kill(pipe.shards[1], no_restart=False)
+        out = pipe.finish()
+    assert_exact(stream, cfg, out)
+    assert out.recovery["shard_restarts"] >= 1
+    assert out.recovery["reparsed"] >= 1
+    assert out.recovery["unrecoverable"] == 0
+    assert alert_keys(out) == alert_keys(baseline)
+
+
 def test_every_actor_killed_twice_loses_and_duplicates_nothing(stream: Any, baseline: Any) -> None:
     cfg = config()
 
