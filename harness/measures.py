@@ -181,3 +181,34 @@ def detection_metrics(
         "detection.ttd_actual_p50_s": percentile(ttd_actual, 50),
         "detection.delay_over_oracle_s": percentile(over, 50),
     }
+
+
+def inflight_bound(
+    max_in_flight: int,
+    compressed_bytes: Sequence[int],
+    output_bytes: Sequence[int] | None,
+    peak_bytes: float,
+) -> dict[str, float]:
+    """The object store's in-flight bound and the sampled peak relative to it.
+
+    ``compressed_bytes`` and ``output_bytes`` are per batch, over the same batches
+    (those the replicate completed): each batch's compressed payload and the parsed
+    outputs its parse task handed the shards (``ParseStats.output_bytes``).
+    ``output_bytes`` is ``None`` where the outputs' size is not known (the regex
+    strategy's record lists): both metrics are then NaN, as they are with no batch.
+    ``peak_bytes`` is ``object_store.peak_bytes``, already relative to the store's
+    usage when the replicate started.
+    """
+    nan = {"object_store.inflight_bound_bytes": math.nan, "object_store.peak_over_bound": math.nan}
+    if output_bytes is None or not compressed_bytes:
+        return nan
+    if len(output_bytes) != len(compressed_bytes):
+        raise ValueError("compressed_bytes and output_bytes must cover the same batches")
+    # Mean compressed plus mean parsed bytes per batch, times the batches in flight.
+    bound = max_in_flight * (sum(compressed_bytes) + sum(output_bytes)) / len(compressed_bytes)
+    if bound <= 0:
+        return nan
+    return {
+        "object_store.inflight_bound_bytes": bound,
+        "object_store.peak_over_bound": peak_bytes / bound,
+    }

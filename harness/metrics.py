@@ -87,6 +87,25 @@ _DEFS = (
         "Object-store usage after the replicate drained, minus the starting usage.",
     ),
     MetricDef(
+        "object_store.inflight_bound_bytes",
+        "bytes",
+        None,
+        "What the batches in flight should hold in the store: pipeline max_in_flight x "
+        "(mean compressed batch bytes + mean parsed output bytes per batch), both means "
+        "over the batches the replicate completed; parsed output bytes are the Arrow "
+        "buffer bytes of the outputs a batch's parse task hands the shards "
+        "(ParseStats.output_bytes). Null for the regex strategy (its record lists are "
+        "not sized) and when no batch completed.",
+    ),
+    MetricDef(
+        "object_store.peak_over_bound",
+        "ratio",
+        "lower",
+        "object_store.peak_bytes (already net of the store's usage just before the "
+        "replicate started) divided by object_store.inflight_bound_bytes; null when "
+        "either is.",
+    ),
+    MetricDef(
         "detection.ttd_p50_s",
         "s",
         "lower",

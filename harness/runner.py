@@ -33,7 +33,7 @@ from harness.results import Replicate, RunResult, ScenarioInfo, capture_metadata
 from logpipe.actors import PipelineActors
 from logpipe.events import PipelineEvents
 from logpipe.oracle import earliest_detections, matches
-from logpipe.pipeline import Pipeline
+from logpipe.pipeline import Pipeline, PipelineConfig
 
 
 class Reporter(Protocol):
@@ -81,6 +81,7 @@ class _Trace:
     lines_done: int = 0
     backlog: list[tuple[float, int]] = field(default_factory=list)
     alerts: int = 0
+    output_bytes: dict[int, int] = field(default_factory=dict)  # ParseStats.output_bytes
 
 
 class Runner:
@@ -269,6 +270,7 @@ class Runner:
         )
         metrics, extra = self._metrics(ctx, records, outcome, trace, origin, integrity)
         metrics.update(probes.summarize(series))
+        metrics.update(_bound_metrics(cfg, payload, trace, metrics["object_store.peak_bytes"]))
         metrics["object_store.leaked_bytes"] = float(leaked) if leaked is not None else math.nan
         self.reporter.replicate_finished(index, metrics)
         return Replicate(
@@ -412,9 +414,24 @@ def _subscribe(events: PipelineEvents, trace: _Trace, payload: Payload, origin: 
     def on_done(batch_id: int, t_s: float, stats: Any) -> None:
         trace.done[batch_id] = t_s - origin
         trace.lines_done += stats.lines
+        trace.output_bytes[batch_id] = stats.output_bytes
 
     events.batch_emitted.add_listener(on_emitted)
     events.batch_done.add_listener(on_done)
+
+
+def _bound_metrics(
+    cfg: PipelineConfig, payload: Payload, trace: _Trace, peak: float
+) -> dict[str, float]:
+    """The in-flight bound over the batches the replicate completed (arrow outputs only)."""
+    done = [b for b in payload.batches if b.meta.batch_id in trace.output_bytes]
+    outputs = [trace.output_bytes[b.meta.batch_id] for b in done]
+    return measures.inflight_bound(
+        cfg.max_in_flight,
+        [b.compressed_bytes for b in done],
+        outputs if cfg.parse.strategy == "arrow" else None,
+        peak,
+    )
 
 
 def _records(payload: Payload, trace: _Trace) -> list[measures.BatchRecord]:

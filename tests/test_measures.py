@@ -105,3 +105,32 @@ def test_per_second_series_bins_completions() -> None:
     t, v = measures.per_second_series(records)
     assert t == [0.0, 1.0, 2.0]
     assert v == [200.0, 0.0, 100.0]
+
+
+def test_inflight_bound_is_batches_in_flight_times_mean_batch_bytes() -> None:
+    # Means: compressed (100 + 300) / 2 = 200, parsed (1000 + 3000) / 2 = 2000.
+    m = measures.inflight_bound(8, [100, 300], [1000, 3000], peak_bytes=22_000.0)
+    assert m["object_store.inflight_bound_bytes"] == 8 * (200 + 2000) == 17_600
+    assert m["object_store.peak_over_bound"] == pytest.approx(22_000 / 17_600)
+
+
+@pytest.mark.parametrize(
+    "compressed, outputs, peak",
+    [
+        ([100], None, 5.0),  # regex records: output size unknown
+        ([], [], 5.0),  # no batch completed
+        ([0], [0], 5.0),  # nothing to bound
+    ],
+)
+def test_inflight_bound_is_nan_without_a_size(compressed, outputs, peak) -> None:
+    m = measures.inflight_bound(4, compressed, outputs, peak)
+    assert math.isnan(m["object_store.inflight_bound_bytes"])
+    assert math.isnan(m["object_store.peak_over_bound"])
+
+
+def test_inflight_bound_needs_the_same_batches_and_passes_a_missing_peak() -> None:
+    with pytest.raises(ValueError, match="same batches"):
+        measures.inflight_bound(4, [1, 2], [3], 5.0)
+    m = measures.inflight_bound(2, [10], [40], math.nan)
+    assert m["object_store.inflight_bound_bytes"] == 100
+    assert math.isnan(m["object_store.peak_over_bound"])

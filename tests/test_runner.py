@@ -53,6 +53,10 @@ def test_metrics_are_measured_not_empty(smoke_result) -> None:
         assert thr["t_s"] == [float(i) for i in range(len(thr["t_s"]))]
         assert sum(thr["values"]) == m["integrity.lines_emitted"]
         assert len(series["object_store.bytes"]["values"]) >= int(rep.duration_s)
+        assert m["object_store.inflight_bound_bytes"] > 0
+        assert m["object_store.peak_over_bound"] == pytest.approx(
+            m["object_store.peak_bytes"] / m["object_store.inflight_bound_bytes"]
+        )
 
 
 def test_every_injected_anomaly_is_detected(smoke_result) -> None:
@@ -99,3 +103,28 @@ def test_ray_data_engine_runs_the_smoke_scenario_exactly() -> None:
     assert rep.complete and rep.metrics["integrity.ok"] == 1.0, rep.integrity
     assert rep.metrics["detection.recall"] == 1.0
     assert rep.metrics["throughput.lines_per_s"] > 0
+
+
+def test_bound_metrics_average_the_completed_batches_and_skip_regex() -> None:
+    import math
+
+    import numpy as np
+
+    from harness.payload import Payload
+    from harness.runner import _bound_metrics, _Trace
+    from logpipe.batch import make_batch
+    from logpipe.parse import ParseOptions
+    from logpipe.pipeline import PipelineConfig
+
+    batches = [make_batch(i, b"x" * 1000 * (i + 1), 1, 0, 0, "none") for i in range(3)]
+    payload = Payload(batches, np.zeros(3))
+    trace = _Trace(output_bytes={0: 4000, 2: 8000})  # batch 1 never completed
+    cfg = PipelineConfig(max_in_flight=4)
+    m = _bound_metrics(cfg, payload, trace, peak=30_000.0)
+    # Compressed ("none" codec): 1000 and 3000 bytes; outputs 4000 and 8000.
+    assert m["object_store.inflight_bound_bytes"] == 4 * (2000 + 6000)
+    assert m["object_store.peak_over_bound"] == pytest.approx(30_000 / 32_000)
+    regex = PipelineConfig(max_in_flight=4, parse=ParseOptions(strategy="regex"))
+    assert math.isnan(
+        _bound_metrics(regex, payload, trace, 30_000.0)["object_store.peak_over_bound"]
+    )
