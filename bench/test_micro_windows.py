@@ -18,8 +18,10 @@ import pyarrow as pa
 import pytest
 from rates import record_rate
 
+from logpipe.hashing import hash_strings
+from logpipe.heavy_hitters import HeavyHitters
 from logpipe.schema import PARSED_SCHEMA
-from logpipe.sketches import DistinctSketch, HeavyHitters, QuantileSketch, hash_strings
+from logpipe.sketches import DistinctSketch, QuantileSketch
 from logpipe.windows import (
     PaneAggregate,
     SlidingWindow,

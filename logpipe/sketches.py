@@ -1,14 +1,16 @@
-"""Mergeable sketches with vectorized (numpy) batch updates.
+"""Mergeable quantile and distinct-count sketches with vectorized (numpy) batch updates.
 
-Three summaries, each mergeable exactly or within a stated bound, so that shards
-can aggregate panes independently and the detector can merge them:
+Two summaries, each mergeable exactly, so that shards can aggregate panes
+independently and the detector can merge them:
 
 * :class:`QuantileSketch`: DDSketch-style log-bucketed histogram with a relative
   error guarantee; merging adds bucket counts, so it is exact.
-* :class:`DistinctSketch`: HyperLogLog over 64-bit hashes (sparse until it fills);
-  merging takes register maxima, so it is exact.
-* :class:`HeavyHitters`: Misra-Gries summary with the mergeable-summaries merge of
-  Agarwal et al.; exact while there are at most ``capacity`` distinct keys.
+* :class:`DistinctSketch`: HyperLogLog over 64-bit hashes (see
+  :func:`logpipe.hashing.hash_strings`), sparse until it fills; merging takes
+  register maxima, so it is exact.
+
+The third summary, heavy hitters, lives in :mod:`logpipe.heavy_hitters`;
+:func:`merge_all` merges any of the three.
 
 Why not ``datasketches`` / ``ddsketch``: neither is installed, and both take one
 value per Python call. Our updates arrive as Arrow/numpy columns of ~10k values,
@@ -29,8 +31,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 _U64 = np.uint64
 # Values with a magnitude below this (0.0 and subnormals) land in the zero bucket.
@@ -259,94 +259,6 @@ def _split_sparse(
     return [(keys[b[i] : b[i + 1]], counts[b[i] : b[i + 1]]) for i in range(len(b) - 1)]
 
 
-# --------------------------------------------------------------------------- hashing
-
-_C1 = _U64(0x87C37B91114253D5)
-_C2 = _U64(0x4CF5AD432745937F)
-_M5 = _U64(5)
-_N1 = _U64(0x52DCE729)
-_F1 = _U64(0xFF51AFD7ED558CCD)
-_F2 = _U64(0xC4CEB9FE1A85EC53)
-_SEED = _U64(0x9E3779B97F4A7C15)
-
-
-def _rotl(x: np.ndarray, r: int) -> np.ndarray:
-    return (x << _U64(r)) | (x >> _U64(64 - r))
-
-
-def _fmix64(h: np.ndarray) -> np.ndarray:
-    h = h ^ (h >> _U64(33))
-    h = h * _F1
-    h = h ^ (h >> _U64(33))
-    h = h * _F2
-    return h ^ (h >> _U64(33))
-
-
-def _hash_utf8(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
-    """MurmurHash3-style 64-bit hash of each string, 8 bytes per step for all strings."""
-    starts = offsets[:-1].astype(np.int64)
-    lens = np.diff(offsets).astype(np.int64)
-    # Longest strings first: the strings still active at word w are a prefix.
-    order = np.argsort(-lens, kind="stable")
-    s_starts, s_lens = starts[order], lens[order]
-    padded = np.concatenate([data, np.zeros(8, dtype=np.uint8)])
-    # Unaligned little-endian uint64 view at every byte offset: one gather per word.
-    words = np.ndarray((len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))
-    h = np.full(len(lens), _SEED, dtype=np.uint64)
-    n_words = int(-(-s_lens[0] // 8)) if len(lens) else 0
-    active = np.searchsorted(-s_lens, -8 * np.arange(n_words), side="left")
-    for w in range(n_words):
-        a = int(active[w])
-        word = words[s_starts[:a] + 8 * w]
-        rem = s_lens[:a] - 8 * w
-        shift = (8 * np.minimum(rem, 8)).astype(np.uint64)
-        # Mask bytes past the end of the string (shift by 64 would be undefined).
-        mask = np.where(rem >= 8, _U64(0xFFFFFFFFFFFFFFFF), (_U64(1) << (shift % _U64(64))) - 1)
-        k = _rotl((word & mask) * _C1, 31) * _C2
-        hv = h[:a] ^ k
-        h[:a] = _rotl(hv, 27) * _M5 + _N1
-    h = _fmix64(h ^ s_lens.astype(np.uint64))
-    out = np.empty_like(h)
-    out[order] = h
-    return out
-
-
-def _hash_plain(arr: pa.Array) -> np.ndarray:
-    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
-        arr = arr.cast(pa.large_string())
-    arr = pc.fill_null(arr, "") if arr.null_count else arr
-    _, off_buf, data_buf = arr.buffers()
-    off_type = np.int32 if pa.types.is_string(arr.type) else np.int64
-    offsets = np.frombuffer(off_buf, dtype=off_type)[arr.offset : arr.offset + len(arr) + 1]
-    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.empty(0, "u1")
-    return _hash_utf8(offsets, data)
-
-
-def hash_strings(arr: pa.Array | pa.ChunkedArray | np.ndarray | Sequence[str]) -> np.ndarray:
-    """Stable 64-bit hashes (uint64) of UTF-8 strings, identical in every process.
-
-    Distinct values are hashed once (dictionary-encode, hash the dictionary, take).
-    Nulls hash like the empty string.
-    """
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    if not isinstance(arr, pa.Array):
-        arr = pa.array(list(arr) if not isinstance(arr, np.ndarray) else arr, type=pa.string())
-    if len(arr) == 0:
-        return np.empty(0, dtype=np.uint64)
-    if not pa.types.is_dictionary(arr.type):
-        arr = pc.dictionary_encode(arr)
-    if len(arr.dictionary) == 0:
-        return np.full(len(arr), _hash_plain(pa.array([""]))[0], dtype=np.uint64)
-    dict_hash = _hash_plain(arr.dictionary)
-    indices = arr.indices
-    if indices.null_count:
-        null_hash = _hash_plain(pa.array([""]))
-        dict_hash = np.concatenate([dict_hash, null_hash])
-        indices = pc.fill_null(indices, len(arr.dictionary))
-    return dict_hash[indices.to_numpy(zero_copy_only=False)]
-
-
 # --------------------------------------------------------------------------- distinct
 
 
@@ -419,7 +331,7 @@ class DistinctSketch:
         return regs
 
     def update_hashes(self, hashes: np.ndarray) -> None:
-        """Add a batch of 64-bit hashes (see :func:`hash_strings`)."""
+        """Add a batch of 64-bit hashes (see :func:`logpipe.hashing.hash_strings`)."""
         self.merge(distinct_sketches_by_group(hashes, None, 1, self.precision)[0])
 
     def merge(self, other: DistinctSketch) -> None:
@@ -506,142 +418,6 @@ def distinct_sketches_by_group(
         lo, hi = bounds[i], bounds[i + 1]
         if hi > lo:
             s._set_codes(codes[lo:hi])
-        out.append(s)
-    return out
-
-
-# --------------------------------------------------------------------------- heavy hitters
-
-
-class HeavyHitters:
-    """Mergeable Misra-Gries heavy-hitter summary with at most ``capacity`` counters.
-
-    ``estimate(key)`` never overestimates and underestimates by at most
-    :meth:`error_bound` ``= (total - sum(counters)) // (capacity + 1) <= total /
-    capacity`` (Agarwal et al., "Mergeable summaries", 2012). With at most
-    ``capacity`` distinct keys nothing is ever subtracted and counts are exact.
-    """
-
-    __slots__ = ("capacity", "counters", "total")
-
-    def __init__(self, capacity: int = 64) -> None:
-        if capacity < 1:
-            raise ValueError(f"capacity: must be >= 1, got {capacity!r}")
-        self.capacity = int(capacity)
-        self.counters: dict[str, int] = {}
-        self.total = 0
-
-    def update(
-        self, keys: pa.Array | np.ndarray | Sequence[str], counts: np.ndarray | None = None
-    ) -> None:
-        """Add (key, count) pairs; ``counts`` defaults to one per key."""
-        arr = keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
-        if not isinstance(arr, pa.Array):
-            arr = pa.array(arr, type=pa.string())
-        enc = pc.dictionary_encode(pc.fill_null(arr, "") if arr.null_count else arr)
-        codes = enc.indices.to_numpy()
-        cnt = np.ones(len(codes), np.int64) if counts is None else np.asarray(counts, np.int64)
-        if len(cnt) != len(codes) or (cnt < 0).any():
-            raise ValueError("counts: must be non-negative, one per key")
-        sums = np.zeros(len(enc.dictionary), dtype=np.int64)
-        np.add.at(sums, codes, cnt)
-        names = enc.dictionary.to_pylist()
-        batch = heavy_hitters_by_group(sums, np.zeros(len(sums), np.int64), names, 1, self.capacity)
-        self.merge(batch[0])
-
-    def merge(self, other: HeavyHitters) -> None:
-        """Merge ``other`` into this summary (sum counters, then prune to capacity)."""
-        if other.capacity != self.capacity:
-            raise ValueError("HeavyHitters.merge: capacity differs")
-        merged = self.counters  # our own dict: copy() copies it
-        get = merged.get
-        for k, v in other.counters.items():
-            merged[k] = get(k, 0) + v
-        if len(merged) > self.capacity:
-            thr = sorted(merged.values(), reverse=True)[self.capacity]
-            merged = {k: v - thr for k, v in merged.items() if v > thr}
-        self.counters = merged
-        self.total += other.total
-
-    def estimate(self, key: str) -> int:
-        """Lower bound on ``key``'s count, within :meth:`error_bound` of the truth."""
-        return self.counters.get(key, 0)
-
-    def error_bound(self) -> int:
-        """Largest possible undercount of any key's :meth:`estimate`."""
-        return (self.total - sum(self.counters.values())) // (self.capacity + 1)
-
-    def top(self, n: int) -> list[tuple[str, int]]:
-        """The ``n`` largest counters, descending, ties broken by key."""
-        return sorted(self.counters.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
-
-    def copy(self) -> HeavyHitters:
-        new = HeavyHitters.__new__(HeavyHitters)
-        new.capacity, new.counters, new.total = self.capacity, dict(self.counters), self.total
-        return new
-
-    def __len__(self) -> int:
-        return len(self.counters)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, HeavyHitters):
-            return NotImplemented
-        return (self.capacity, self.total, self.counters) == (
-            other.capacity,
-            other.total,
-            other.counters,
-        )
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"HeavyHitters(capacity={self.capacity}, total={self.total}, top={self.top(3)})"
-
-
-def heavy_hitters_by_group(
-    counts: np.ndarray,
-    groups: np.ndarray,
-    names: pa.Array | Sequence[str] | np.ndarray,
-    n_groups: int,
-    capacity: int = 64,
-    key_codes: np.ndarray | None = None,
-) -> list[HeavyHitters]:
-    """One summary per group from exact, pre-aggregated (group, key, count) rows.
-
-    Row ``i`` says key ``names[key_codes[i]]`` (``names[i]`` when ``key_codes`` is
-    None) has ``counts[i]`` in group ``groups[i]``; each (group, key) appears once.
-    Each group keeps the counters above its (capacity+1)-th largest count, minus it.
-    """
-    counts = np.asarray(counts, dtype=np.int64)
-    groups = np.asarray(groups, dtype=np.int64)
-    codes = np.arange(len(counts)) if key_codes is None else np.asarray(key_codes)
-    totals = np.zeros(n_groups, dtype=np.int64)
-    np.add.at(totals, groups, counts)
-    order = np.argsort(groups, kind="stable")
-    g, c, k = groups[order], counts[order], codes[order]
-    starts = np.searchsorted(g, np.arange(n_groups + 1))
-    sizes = np.diff(starts)
-    thr = np.zeros(n_groups, dtype=np.int64)
-    # Only groups over capacity need their (capacity+1)-th largest count.
-    for i in np.flatnonzero(sizes > capacity).tolist():
-        part = c[starts[i] : starts[i + 1]]
-        thr[i] = np.partition(part, len(part) - capacity - 1)[len(part) - capacity - 1]
-    keep = c > thr[g]
-    kept_counts = (c - thr[g])[keep].tolist()
-    kept_codes = k[keep]
-    if isinstance(names, pa.Array):
-        kept_names = names.take(pa.array(kept_codes)).to_pylist()
-    elif isinstance(names, np.ndarray):
-        kept_names = names[kept_codes].tolist()
-    else:
-        kept_names = [names[i] for i in kept_codes.tolist()]
-    bounds = np.searchsorted(g[keep], np.arange(n_groups + 1)).tolist()
-    out = []
-    for i, total in enumerate(totals.tolist()):
-        s = HeavyHitters.__new__(HeavyHitters)
-        lo, hi = bounds[i], bounds[i + 1]
-        s.capacity, s.total = capacity, total
-        s.counters = dict(zip(kept_names[lo:hi], kept_counts[lo:hi]))
         out.append(s)
     return out
 

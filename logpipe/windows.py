@@ -29,6 +29,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from logpipe.hashing import hash_strings
+from logpipe.heavy_hitters import HeavyHitters, heavy_hitters_by_group
 from logpipe.schema import (
     DEFAULT_SERVICE,
     DIM_ENDPOINT,
@@ -38,11 +40,8 @@ from logpipe.schema import (
 )
 from logpipe.sketches import (
     DistinctSketch,
-    HeavyHitters,
     QuantileSketch,
     distinct_sketches_by_group,
-    hash_strings,
-    heavy_hitters_by_group,
     quantile_sketches_by_group,
 )
 
