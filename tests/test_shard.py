@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from logpipe import rate
 from logpipe.generate import GeneratorConfig, generate
 from logpipe.parse import ParseOptions, parse_batch
+from logpipe.reference import reference_counts, reference_distinct_users, reference_quantile
 from logpipe.routing import split
 from logpipe.shard import ShardCore, merge_totals
 from logpipe.windows import (
@@ -21,9 +22,6 @@ from logpipe.windows import (
     PaneAggregate,
     WindowSpec,
     aggregate_table,
-    reference_counts,
-    reference_distinct_users,
-    reference_quantile,
 )
 
 WINDOW = WindowSpec(4_000, 1_000)

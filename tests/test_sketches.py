@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logpipe.hashing import hash_strings
+from logpipe.reference import reference_quantile
 from logpipe.sketches import DistinctSketch, QuantileSketch, merge_all
-from logpipe.windows import reference_quantile
 
 QS = (0.0, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0)
 magnitudes = st.floats(min_value=1e-6, max_value=1e6, allow_nan=False)
