@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import copy
 import math
-from collections import OrderedDict
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from logpipe import schema
+from logpipe.baselines import EwmaBaselines
 from logpipe.sequencer import ARRIVAL_ORDER, PaneSequencer, Prev
 from logpipe.windows import PaneAggregate, SketchConfig, SlidingWindow, WindowSpec, WindowView
 
@@ -158,56 +158,6 @@ class Alert:
 _ALERT_INTS = ("alert_id", "window_start_ms", "window_end_ms", "event_ms", "trigger_batch_id")
 
 
-class _Ewma:
-    """Per-key EWMA baselines, bounded to ``max_keys`` (least recently updated evicted).
-
-    With ``decay``, a key not updated for some windows is read as if it had been
-    observed at 0 in each of them (a user who went quiet), computed lazily so
-    absent keys cost nothing per window.
-    """
-
-    def __init__(self, alpha: float, max_keys: int, decay: bool = False) -> None:
-        self.alpha = alpha
-        self.max_keys = max_keys
-        self.decay = decay
-        # key -> [value, updates, window index of the last update or hold]
-        self.items: OrderedDict[str, list[float]] = OrderedDict()
-
-    def get(self, key: str, window: int) -> tuple[float, int]:
-        """(baseline as of the window before ``window``, number of updates)."""
-        item = self.items.get(key)
-        if item is None:
-            return 0.0, 0
-        value, n, last = item
-        if self.decay and window - last > 1:
-            value *= (1.0 - self.alpha) ** (window - last - 1)
-        return value, int(n)
-
-    def update(self, key: str, x: float, window: int, fresh: float | None = None) -> None:
-        """Fold ``x`` in; a new key starts from ``fresh`` when given.
-
-        Without a prior the first updates weigh ``1/n`` (a running mean) until that
-        drops below ``alpha``, so a baseline is not dominated by its first window.
-        """
-        value, n = self.get(key, window)
-        if n == 0 and fresh is not None:
-            value = fresh + self.alpha * (x - fresh)
-            n = math.ceil(1.0 / self.alpha)  # the prior counts as settled history
-        else:
-            value += max(self.alpha, 1.0 / (n + 1)) * (x - value)
-        self.items[key] = [value, n + 1, window]
-        self.items.move_to_end(key)
-        if len(self.items) > self.max_keys:
-            self.items.popitem(last=False)
-
-    def hold(self, key: str, window: int) -> None:
-        """Freeze a key during an incident: no update, and no decay either."""
-        item = self.items.get(key)
-        if item is not None:
-            item[0] = self.get(key, window)[0]
-            item[2] = window
-
-
 @dataclass
 class _Pending:
     parts: dict[int, PaneAggregate]  # shard -> its partial
@@ -265,10 +215,10 @@ class DetectorCore:
         self._order = PaneSequencer()
         self._next_pane: int | None = None
         alpha, cap = config.ewma_alpha, config.max_keys
-        self._error = _Ewma(alpha, cap)
-        self._latency = _Ewma(alpha, cap)
-        self._user = _Ewma(alpha, cap, decay=True)
-        self._denied = _Ewma(alpha, cap, decay=True)
+        self._error = EwmaBaselines(alpha, cap)
+        self._latency = EwmaBaselines(alpha, cap)
+        self._user = EwmaBaselines(alpha, cap, decay=True)
+        self._denied = EwmaBaselines(alpha, cap, decay=True)
         self._incidents: dict[tuple[str, str], int] = {}  # -> consecutive normal windows
         self.window_index = 0  # windows slid, empty ones included
         self.windows_evaluated = 0  # windows with traffic (the warm-up counter)
@@ -394,7 +344,7 @@ class DetectorCore:
         kind: str,
         key: str,
         fire: bool,
-        ewma: _Ewma,
+        ewma: EwmaBaselines,
         x: float,
         w: int,
         fresh: float | None = None,
