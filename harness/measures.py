@@ -180,6 +180,7 @@ def detection_metrics(
         "detection.ttd_max_s": max(ttd) if ttd else math.nan,
         "detection.ttd_actual_p50_s": percentile(ttd_actual, 50),
         "detection.delay_over_oracle_s": percentile(over, 50),
+        "detection.delay_over_oracle_p99_s": percentile(over, 99),
     }
 
 

@@ -60,6 +60,22 @@ _DEFS = (
         normalizable=True,
     ),
     MetricDef(
+        "search.detection_rate_lines_per_s",
+        "lines/s",
+        None,
+        "Constant rate offered by the search's detection probe: "
+        "measurement.search_detection_fraction x the maximum sustainable rate. In a "
+        "search result the detection.* metrics are that probe's (the search probes "
+        "carry no anomalies).",
+    ),
+    MetricDef(
+        "search.detection_target_s",
+        "s",
+        None,
+        "Bound for the detection probe's delay over the oracle: one window slide in "
+        "wall seconds (windows.slide_s / generator.event_speed) plus 0.25 s.",
+    ),
+    MetricDef(
         "object_store.peak_bytes",
         "bytes",
         "lower",
@@ -133,6 +149,13 @@ _DEFS = (
         "Median over detected anomalies of time-to-detect minus the earliest possible "
         "detection: the planned emit time of the batch after which an exact offline "
         "detector with the same settings fires.",
+    ),
+    MetricDef(
+        "detection.delay_over_oracle_p99_s",
+        "s",
+        "lower",
+        "99th percentile (linear interpolation) over detected anomalies of the same "
+        "delay over the earliest possible detection.",
     ),
     MetricDef(
         "detection.recall",

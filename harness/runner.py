@@ -173,8 +173,9 @@ class Runner:
         return out
 
     def _search(self) -> RunResult:
-        """Maximum sustainable rate: one Ray session, one probe run per rate."""
-        from harness.search import search, summarize_search
+        """Maximum sustainable rate: one Ray session, one probe run per rate, then the
+        detection probe at a fraction of that rate."""
+        from harness.search import detection_probe, search, summarize_search
 
         ray_spec = self.scenario.ray
         with ray_session(
@@ -184,7 +185,8 @@ class Runner:
             include_dashboard=ray_spec.include_dashboard,
         ):
             probes = search(self.scenario, self._probe_run, self.stop.is_set)
-        return summarize_search(self.scenario, probes)
+            detection = detection_probe(self.scenario, probes, self._probe_run, self.stop.is_set)
+        return summarize_search(self.scenario, probes, detection)
 
     def _probe_run(self, scenario: Any) -> RunResult:
         probe = Runner(

@@ -419,6 +419,10 @@ class MeasurementSpec(Spec):
     search_low: float | None = field(default=None, metadata=meta(optional(_positive)))
     search_high: float | None = field(default=None, metadata=meta(optional(_positive)))
     search_step_s: float = field(default=5.0, metadata=meta(_positive))
+    # The detection probe's rate, as a fraction of the maximum sustainable rate.
+    search_detection_fraction: float = field(
+        default=0.5, metadata=meta(number(0, above=True, hi=1))
+    )
 
     def _validate(self) -> None:
         if not self.search:
@@ -504,6 +508,14 @@ class Scenario(Spec):
         )
         if m.warmup_s >= limit:
             fail("measurement.warmup_s", f"must be < {what}={limit:g} (got {m.warmup_s:g})")
+        # The search's detection probe runs the generator's own duration and injections.
+        duration = self.generator.duration_s
+        if m.search and self.generator.injections and m.warmup_s >= duration:
+            fail(
+                "measurement.warmup_s",
+                f"must be < generator.duration_s={duration:g}, the detection probe's "
+                f"length (got {m.warmup_s:g})",
+            )
         self._validate_faults()
 
     def _validate_faults(self) -> None:

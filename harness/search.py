@@ -12,6 +12,13 @@ fails both: its queue, and so its latency, grows for as long as it runs.
 The search multiplies the rate by :data:`GROWTH` from ``search_low`` until a
 probe fails (or ``search_high`` is reached), then bisects between the last
 sustainable and the first unsustainable rate :data:`BISECTIONS` times.
+
+The search probes carry no anomalies. Once the maximum sustainable rate R is
+found, one **detection probe** runs the scenario's own generator (its
+``duration_s`` and injections) at the constant rate
+``measurement.search_detection_fraction`` x R, so detection is measured on a
+pipeline with headroom; its ``detection.*`` figures replace the search probes'
+(vacuous: nothing was injected) in the summarized result.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ GROWTH = 1.6
 BISECTIONS = 3
 MAX_LATENCY_GROWTH_S = 0.5
 MAX_TAIL_BACKLOG = 2
+# Allowance over one window slide for the detection probe's delay over the oracle.
+DETECTION_ALLOWANCE_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,47 @@ def probe_scenario(scenario: Any, rate: float) -> Any:
     )
 
 
+def detection_probe_scenario(scenario: Any, rate: float) -> Any:
+    """The scenario's own run (duration, injections) held at one constant ``rate``."""
+    return scenario.with_overrides(
+        [
+            "generator.rate=" + json.dumps({"kind": "constant", "rate": rate}),
+            "measurement.replicates=1",
+            "measurement.search=false",
+        ]
+    )
+
+
+def detection_target_s(scenario: Any) -> float:
+    """One window slide in wall seconds (event seconds / ``event_speed``) plus 250 ms."""
+    slide_s = scenario.windows.slide_s / scenario.generator.event_speed
+    return float(slide_s + DETECTION_ALLOWANCE_S)
+
+
+@dataclass(frozen=True)
+class DetectionProbe:
+    """The run at a fraction of the maximum sustainable rate that carries the injections."""
+
+    rate: float
+    result: RunResult
+
+
+def detection_probe(
+    scenario: Any,
+    probes: list[Probe],
+    run: Callable[[Any], RunResult],
+    should_stop: Callable[[], bool],
+) -> DetectionProbe | None:
+    """Run the scenario with its injections at ``search_detection_fraction`` x the
+    highest sustainable rate; ``None`` when no rate was sustainable, nothing is
+    injected, or the run is being stopped."""
+    sustainable = [p.rate for p in probes if p.sustainable]
+    if not sustainable or not scenario.generator.injections or should_stop():
+        return None
+    rate = max(sustainable) * scenario.measurement.search_detection_fraction
+    return DetectionProbe(rate, run(detection_probe_scenario(scenario, rate)))
+
+
 def search(
     scenario: Any, run: Callable[[Any], RunResult], should_stop: Callable[[], bool]
 ) -> list[Probe]:
@@ -116,12 +166,16 @@ def search(
     return probes
 
 
-def summarize_search(scenario: Any, probes: list[Probe]) -> RunResult:
+def summarize_search(
+    scenario: Any, probes: list[Probe], detection: DetectionProbe | None = None
+) -> RunResult:
     """A result for the search: the best sustainable probe's run plus the evidence.
 
     The returned replicate is the highest sustainable probe (or the first probe
     when none was sustainable) with ``throughput.max_sustainable_lines_per_s``
     added and the probes recorded as ``search.*`` series indexed by probe number.
+    With a ``detection`` probe, its ``detection.*`` metrics, detections and alerts
+    replace the best probe's (see :func:`with_detection`).
     """
     sustainable = [p for p in probes if p.sustainable]
     best = max(sustainable, key=lambda p: p.rate) if sustainable else probes[0]
@@ -146,5 +200,38 @@ def summarize_search(scenario: Any, probes: list[Probe]) -> RunResult:
     metrics = dict(rep.metrics)
     metrics["throughput.max_sustainable_lines_per_s"] = best.rate if sustainable else None
     rep = replace(rep, metrics=metrics, series=dict(rep.series) | evidence)
+    complete = bool(probes)
+    if detection is not None:
+        rep = with_detection(scenario, rep, detection)
+        complete = complete and detection.result.replicates[0].complete
     info = replace(base.scenario, settings=scenario.to_dict())
-    return RunResult.create(info, base.metadata, [rep], complete=bool(probes))
+    return RunResult.create(info, base.metadata, [rep], complete=complete)
+
+
+def with_detection(scenario: Any, rep: Replicate, detection: DetectionProbe) -> Replicate:
+    """``rep`` with the detection probe's ``detection.*`` metrics, detections and alerts.
+
+    Adds ``search.detection_rate_lines_per_s`` (the rate the probe offered) and
+    ``search.detection_target_s`` (:func:`detection_target_s`). A detection probe
+    that failed its integrity check fails the result's (``integrity.ok`` = 0).
+    """
+    probe = detection.result.replicates[0]
+    metrics = {k: v for k, v in rep.metrics.items() if not k.startswith("detection.")}
+    metrics |= {k: v for k, v in probe.metrics.items() if k.startswith("detection.")}
+    metrics["search.detection_rate_lines_per_s"] = detection.rate
+    metrics["search.detection_target_s"] = detection_target_s(scenario)
+    integrity = dict(rep.integrity)
+    if probe.metrics.get("integrity.ok") != 1.0:
+        metrics["integrity.ok"] = 0.0
+        problems = probe.integrity.get("problems") or ["integrity check failed"]
+        integrity["ok"] = False
+        integrity["problems"] = list(integrity.get("problems") or []) + [
+            f"detection probe: {p}" for p in problems
+        ]
+    return replace(
+        rep,
+        metrics=metrics,
+        detections=probe.detections,
+        alerts=probe.alerts,
+        integrity=integrity,
+    )
