@@ -100,6 +100,22 @@ def test_missed_anomaly_lowers_recall_and_has_no_ttd() -> None:
     assert math.isnan(m["detection.ttd_p50_s"])
 
 
+def test_delay_over_oracle_p99_interpolates_over_detected_anomalies_only() -> None:
+    detected = [
+        {"detected": True, "ttd_s": 1.0, "delay_over_oracle_s": d}
+        for d in (0.2, 0.4, 0.6, 0.8, 1.0)
+    ]
+    no_oracle = {"detected": True, "ttd_s": 9.0}  # the oracle never fired: no delay
+    missed = {"detected": False, "delay_over_oracle_s": 50.0}  # not a detection
+    m = measures.detection_metrics([*detected, no_oracle, missed], [], 0)
+    # Linear interpolation at rank 0.99 x 4 = 3.96 between 0.8 and 1.0.
+    assert m["detection.delay_over_oracle_p99_s"] == pytest.approx(0.992)
+    assert m["detection.delay_over_oracle_s"] == pytest.approx(0.6)
+    assert math.isnan(
+        measures.detection_metrics([missed], [], 0)["detection.delay_over_oracle_p99_s"]
+    )
+
+
 def test_per_second_series_bins_completions() -> None:
     records = [rec(0, 0, 0, 0.2), rec(1, 0, 0, 0.7), rec(2, 0, 0, 2.1)]
     t, v = measures.per_second_series(records)

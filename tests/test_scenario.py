@@ -119,6 +119,12 @@ BAD_FIELDS: list[tuple[str, Callable[[], Any]]] = [
     ("measurement.max_in_flight", lambda: MeasurementSpec(max_in_flight=0)),
     ("measurement.search_low", lambda: MeasurementSpec(search=True, search_high=10)),
     ("measurement.search_high", lambda: MeasurementSpec(search=True, search_low=5, search_high=5)),
+    ("measurement.search_detection_fraction", lambda: MeasurementSpec(search_detection_fraction=0)),
+    ("measurement.search_detection_fraction", lambda: MeasurementSpec(search_detection_fraction=2)),
+    (
+        "measurement.search_detection_fraction",
+        lambda: MeasurementSpec(search_detection_fraction="half"),  # type: ignore[arg-type]
+    ),
     ("testing.slowdown_us_per_line", lambda: TestKnobs(slowdown_us_per_line=-1)),
     ("testing.stall_during_anomaly", lambda: TestKnobs(stall_during_anomaly=True)),
     ("name", lambda: scn(name="has space")),
@@ -127,6 +133,13 @@ BAD_FIELDS: list[tuple[str, Callable[[], Any]]] = [
     ("generator", lambda: scn(generator=None)),
     ("parser", lambda: scn(parser={"strategy": "arrow"})),
     ("measurement.warmup_s", lambda: scn(measurement=MeasurementSpec(warmup_s=10))),
+    (  # searching with injections: the detection probe runs generator.duration_s
+        "measurement.warmup_s",
+        lambda: scn(
+            generator=gen(duration_s=3.0, injections=[InjectionSpec("latency", 1, 1)]),
+            measurement=MeasurementSpec(warmup_s=4, search=True, search_low=1, search_high=2),
+        ),
+    ),
     ("thresholds", lambda: scn(thresholds="integrity.ok == 1")),
     ("thresholds[1]", lambda: scn(thresholds=("integrity.ok == 1", "x > 1"))),
     ("thresholds[0]", lambda: scn(thresholds=("integrity.ok",))),
@@ -457,6 +470,37 @@ def test_smoke_is_small_and_checks_machine_independent_metrics() -> None:
     for metric in ("integrity.ok", "detection.recall", "detection.precision", "object_store."):
         assert metric in metrics
     assert "throughput" not in metrics and "ttd" not in metrics
+
+
+def test_detection_fraction_error_is_one_line_with_the_bounds() -> None:
+    err = fails(
+        lambda: scn(generator=gen(), measurement=MeasurementSpec(search_detection_fraction=1.5)),
+        "measurement.search_detection_fraction",
+    )
+    assert "\n" not in str(err) and "<= 1" in str(err) and "1.5" in str(err)
+    s = scn().with_overrides(["measurement.search_detection_fraction=0.25"])
+    assert s.measurement.search_detection_fraction == 0.25
+    assert MeasurementSpec().search_detection_fraction == 0.5
+
+
+def test_max_throughput_detects_each_kind_within_a_slide_of_the_oracle() -> None:
+    from harness.search import detection_target_s
+
+    m = load_scenario_module(SCENARIO_DIR / "max_throughput.py")
+    assert isinstance(m, Scenario) and m.measurement.search
+    assert m.measurement.search_detection_fraction == 0.5
+    g = m.generator
+    assert len(g.injections) >= 3
+    assert {i.kind for i in g.injections} == {"error_rate", "latency", "user_activity"}
+    # After the detector's warm-up windows, inside the detection probe's run.
+    warmup_windows = detector_config(m).warmup_windows
+    assert all(i.start_s * g.event_speed > warmup_windows * m.windows.slide_s for i in g.injections)
+    assert all(i.end_s <= g.duration_s for i in g.injections)
+    # The threshold's literal is the scenario's own slide + 0.25 s.
+    bound = [t for t in m.thresholds if t.startswith("max(detection.delay_over_oracle_p99_s)")]
+    assert len(bound) == 1
+    assert float(bound[0].split("<=")[1]) == pytest.approx(detection_target_s(m))
+    assert "min(detection.recall) >= 1" in m.thresholds
 
 
 def test_sharding_matrix_covers_every_strategy_and_skew() -> None:
