@@ -26,7 +26,7 @@ from logpipe.detector import DetectorConfig
 from logpipe.detector_actor import DetectorActor
 from logpipe.sequencer import ARRIVAL_ORDER, Prev
 from logpipe.shard import ShardActor
-from logpipe.windows import PaneAggregate, WindowSpec
+from logpipe.windows import PaneAggregate, SketchConfig, WindowSpec
 
 if TYPE_CHECKING:
     from logpipe.pipeline import PipelineConfig
@@ -53,10 +53,11 @@ class JournaledDetector(DetectorActor):
         alerting: Any,
         state_dir: str,
         snapshot_every: int = 64,
+        sketch: SketchConfig | None = None,
     ) -> None:
-        self._ctor = (config, window, n_shards, alerting, state_dir, snapshot_every)
+        self._ctor = (config, window, n_shards, alerting, state_dir, snapshot_every, sketch)
         snapshot = os.path.join(state_dir, "detector.ckpt")
-        super().__init__(config, window, n_shards, alerting, snapshot, snapshot_every)
+        super().__init__(config, window, n_shards, alerting, snapshot, snapshot_every, sketch)
         self._journal_path = os.path.join(state_dir, "detector.journal")
         self.replayed = 0
         entries, good_bytes = _read_journal(self._journal_path)
@@ -155,6 +156,7 @@ class PipelineActors:
                 self.alerting,
                 self.state_dir,
                 config.snapshot_every,
+                config.sketch,  # gap panes and windows must match the shards' sketches
             )
         )
         strategy = "SPREAD" if config.spread_shards else "DEFAULT"

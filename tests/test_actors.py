@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import pytest
 import ray
@@ -12,7 +13,7 @@ from logpipe.actors import PipelineActors
 from logpipe.detector import DetectorConfig
 from logpipe.generate import GeneratorConfig, Injection, generate
 from logpipe.pipeline import Pipeline, PipelineConfig
-from logpipe.windows import WindowSpec
+from logpipe.windows import SketchConfig, WindowSpec
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
@@ -83,3 +84,12 @@ def test_actors_of_another_configuration_are_refused() -> None:
         other = PipelineConfig(sharding="single", n_shards=1)
         with pytest.raises(ValueError, match="another pipeline configuration"):
             Pipeline(other, actors=actors)
+
+
+def test_the_sketch_configuration_reaches_the_detector() -> None:
+    sketch = SketchConfig(rel_accuracy=0.02, hll_precision=10, heavy_hitters=16)
+    assert sketch != SketchConfig()
+    with PipelineActors(replace(CONFIG, sketch=sketch)) as actors:
+        assert ray.get(actors.detector.state.remote())["_sketch"] == sketch
+        actors.reset()  # a reset detector is rebuilt from the same arguments
+        assert ray.get(actors.detector.state.remote())["_sketch"] == sketch
