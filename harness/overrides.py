@@ -126,6 +126,30 @@ def text(path: str, value: Any) -> str:
     return value
 
 
+def of_type(cls: type) -> Check:
+    """An instance of ``cls`` (a nested spec, not its plain form)."""
+
+    def check(path: str, value: Any) -> Any:
+        if not isinstance(value, cls):
+            fail(path, f"must be a {cls.__name__} (got {value!r})")
+        return value
+
+    return check
+
+
+def items_of_type(cls: type) -> Check:
+    """A list or tuple of ``cls`` instances, stored as a tuple."""
+
+    def check(path: str, value: Any) -> tuple[Any, ...]:
+        if not isinstance(value, (tuple, list)):
+            fail(path, f"must be a list of {cls.__name__} (got {value!r})")
+        for i, item in enumerate(value):
+            of_type(cls)(f"{path}[{i}]", item)
+        return tuple(value)
+
+    return check
+
+
 class Spec:
     """Base of the settings dataclasses: runs every field's check on construction.
 
