@@ -21,7 +21,7 @@ import numpy as np
 from harness import metrics as metric_defs
 from harness.calibration import CalibrationMismatch, normalisation_factor
 from harness.results import RunResult
-from harness.stats import DEFAULT_SEED, MetricVerdict, verdict
+from harness.stats import DEFAULT_SEED, MetricVerdict, clean, holm, mann_whitney, verdict
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -106,18 +106,26 @@ def compare(
     check_compatible(base, cand)
     names = list(metrics) if metrics is not None else _default_metrics(base, cand)
     defs = [_directed(name) for name in names]
-    scale_b, scale_c = _calibrations(base, cand) if normalize else (1.0, 1.0)
+    gated = frozenset(names) if metrics is not None else frozenset(d.name for d in defs if d.gated)
+    samples = _scaled_samples(base, cand, defs, normalize)
+    # Gated metrics are one family: any of them regressing fails a gate, so their
+    # p-values are adjusted together to keep the false-alarm rate at alpha.
+    raw_p = {
+        name: mann_whitney(b, c) for name, (b, c) in samples.items() if name in gated and b and c
+    }
+    adjusted = holm(raw_p)
     rng = np.random.default_rng(seed)
     verdicts = []
     tolerances: dict[str, float] = {}
     for d in defs:
         tol = _tolerance(tolerance, d.name)
         tolerances[d.name] = tol
-        div_b, div_c = (scale_b, scale_c) if d.normalizable else (1.0, 1.0)
+        b, c = samples[d.name]
+        in_family = d.name in adjusted
         verdicts.append(
             verdict(
-                [x / div_b for x in base.metric_values(d.name)],
-                [x / div_c for x in cand.metric_values(d.name)],
+                b,
+                c,
                 d.direction or "",
                 tolerance=tol,
                 alpha=alpha,
@@ -126,9 +134,10 @@ def compare(
                 n_boot=n_boot,
                 rng=rng,
                 name=d.name,
+                family=len(adjusted) if in_family else 1,
+                adjusted_p=adjusted.get(d.name),
             )
         )
-    gated = frozenset(names) if metrics is not None else frozenset(d.name for d in defs if d.gated)
     return Comparison(
         scenario=base.scenario.label,
         verdicts=tuple(verdicts),
@@ -137,6 +146,20 @@ def compare(
         normalized=normalize,
         tolerances=tolerances,
     )
+
+
+def _scaled_samples(
+    base: RunResult, cand: RunResult, defs: Sequence[metric_defs.MetricDef], normalize: bool
+) -> dict[str, tuple[list[float], list[float]]]:
+    """Each metric's replicate samples, divided by each side's calibration when normalising."""
+    scale_b, scale_c = _calibrations(base, cand) if normalize else (1.0, 1.0)
+    out: dict[str, tuple[list[float], list[float]]] = {}
+    for d in defs:
+        div_b, div_c = (scale_b, scale_c) if d.normalizable else (1.0, 1.0)
+        b = [x / div_b for x in clean(base.metric_values(d.name))]
+        c = [x / div_c for x in clean(cand.metric_values(d.name))]
+        out[d.name] = (b, c)
+    return out
 
 
 def check_compatible(base: RunResult, cand: RunResult) -> None:
@@ -269,6 +292,8 @@ def _flags(v: MetricVerdict, comparison: Comparison) -> str:
         flags.append("erratic")
     if v.p_value is None:
         flags.append("few samples")
+    elif v.family > 1:
+        flags.append(f"p Holm-adjusted over {v.family}")
     if v.name in comparison.gated:
         flags.append("gated")
     if comparison.normalized and v.name and metric_defs.METRICS[v.name].normalizable:
@@ -331,6 +356,7 @@ def _verdict_json(v: MetricVerdict, comparison: Comparison) -> dict[str, Any]:
         "ci_lo_pct": _finite(v.ci_lo_pct),
         "ci_hi_pct": _finite(v.ci_hi_pct),
         "p_value": _finite(v.p_value),
+        "p_family": v.family,
         "erratic": v.erratic,
         "n_base": v.n_base,
         "n_cand": v.n_cand,

@@ -11,7 +11,7 @@ random resampling uses an injected (or fixed-seed) ``numpy.random.Generator``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +24,7 @@ __all__ = [
     "bootstrap_ci_ratio",
     "clean",
     "cv",
+    "holm",
     "mann_whitney",
     "min_p_reachable",
     "relative_change",
@@ -95,6 +96,24 @@ def mann_whitney(base: Iterable[float | None], cand: Iterable[float | None]) -> 
     return float(sps.mannwhitneyu(c, b, alternative="two-sided").pvalue)
 
 
+def holm(p_values: Mapping[str, float]) -> dict[str, float]:
+    """Holm-Bonferroni adjusted p-values of a family of tests (step-down).
+
+    Comparing ``p_adj <= alpha`` for each test keeps the chance of calling any
+    change when there is none (the family-wise error rate) at ``alpha``, however
+    many metrics are gated together; Holm is uniformly more powerful than
+    Bonferroni and needs no independence between the tests.
+    """
+    order = sorted(p_values, key=lambda k: p_values[k])
+    m = len(order)
+    adjusted: dict[str, float] = {}
+    running = 0.0
+    for rank, key in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[key]))
+        adjusted[key] = running
+    return adjusted
+
+
 def min_p_reachable(n1: int, n2: int) -> float:
     """Smallest two-sided exact Mann-Whitney p-value possible: ``2 / C(n1+n2, n1)``."""
     if n1 <= 0 or n2 <= 0:
@@ -133,6 +152,7 @@ class MetricVerdict:
     base_median: float
     cand_median: float
     reason: str
+    family: int = 1  # tests whose p-values were Holm-adjusted together (1: not adjusted)
 
 
 def verdict(
@@ -147,8 +167,16 @@ def verdict(
     n_boot: int = 2000,
     rng: np.random.Generator | None = None,
     name: str | None = None,
+    family: int = 1,
+    adjusted_p: float | None = None,
 ) -> MetricVerdict:
-    """Decide improved / regressed / unchanged / inconclusive for one metric."""
+    """Decide improved / regressed / unchanged / inconclusive for one metric.
+
+    When the metric is one of ``family`` metrics gated together, pass its
+    Holm-adjusted p-value as ``adjusted_p`` (see :func:`holm`); significance is
+    then possible only when ``family`` times the smallest reachable p is within
+    ``alpha``.
+    """
     if direction not in ("higher", "lower"):
         raise ValueError(f"direction must be 'higher' or 'lower', got {direction!r}")
     if tolerance < 0:
@@ -156,8 +184,12 @@ def verdict(
     b, c = clean(base), clean(cand)
     b_med = float(np.median(b)) if b.size else math.nan
     c_med = float(np.median(c)) if c.size else math.nan
-    testable = b.size > 0 and c.size > 0 and min_p_reachable(b.size, c.size) <= alpha
-    p_val = mann_whitney(b, c) if testable else None
+    if family < 1:
+        raise ValueError(f"family must be >= 1, got {family}")
+    testable = b.size > 0 and c.size > 0 and family * min_p_reachable(b.size, c.size) <= alpha
+    p_val = None
+    if testable:
+        p_val = adjusted_p if adjusted_p is not None else mann_whitney(b, c)
     if b.size == 0 or c.size == 0:
         delta = lo = hi = math.nan
         label, reason = "inconclusive", f"no samples in {'base' if b.size == 0 else 'candidate'}"
@@ -181,6 +213,7 @@ def verdict(
         base_median=b_med,
         cand_median=c_med,
         reason=reason,
+        family=family,
     )
 
 

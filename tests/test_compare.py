@@ -227,3 +227,31 @@ def test_render_table_and_json() -> None:
 def test_deterministic() -> None:
     base, cand = pair()
     assert to_json(compare(base, cand)) == to_json(compare(base, cand))
+
+
+def test_gated_metrics_share_one_holm_family() -> None:
+    # Two gated metrics: the family's smallest p-value is doubled (Holm's first step).
+    base = from_samples(
+        {THR: noisy(1000, n=6, rel=0.02, seed=1), P50: noisy(0.2, n=6, rel=0.02, seed=2)}
+    )
+    cand = from_samples(
+        {THR: noisy(930, n=6, rel=0.02, seed=3), P50: noisy(0.2, n=6, rel=0.02, seed=4)}
+    )
+    comp = compare(base, cand)
+    by = comp.by_name()
+    assert by[THR].family == 2 and by[P50].family == 2
+    alone = compare(base, cand, metrics=[THR]).by_name()[THR]
+    assert alone.family == 1
+    # The adjusted p is the raw one times the family size at the smallest rank.
+    assert by[THR].p_value == pytest.approx(min(1.0, 2 * alone.p_value))
+    assert "Holm-adjusted over 2" in render_table(comp)
+    assert to_json(comp)["metrics"][0]["p_family"] == 2
+
+
+def test_ungated_metrics_are_not_adjusted() -> None:
+    mean = "object_store.mean_bytes"  # directed but not gated by default
+    base = from_samples({THR: noisy(1000, seed=1), P50: noisy(0.2, seed=2), mean: noisy(1e6)})
+    cand = from_samples({THR: noisy(1000, seed=3), P50: noisy(0.2, seed=4), mean: noisy(2e6)})
+    by = compare(base, cand).by_name()
+    assert by[THR].family == 2 and by[P50].family == 2
+    assert by[mean].family == 1 and by[mean].verdict == "regressed"

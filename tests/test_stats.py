@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from harness.stats import (
     bootstrap_ci_ratio,
     cv,
+    holm,
     mann_whitney,
     min_p_reachable,
     relative_change,
@@ -190,3 +191,32 @@ def test_bootstrap_ci_contains_point_estimate() -> None:
     point = float(np.median(cand)) / float(np.median(base)) - 1
     assert lo <= point <= hi
     assert hi < 0
+
+
+def test_holm_adjusts_step_down_and_keeps_order() -> None:
+    adj = holm({"a": 0.01, "b": 0.04, "c": 0.03})
+    # ranks: a (x3), c (x2), b (x1), each at least the one before it
+    assert adj == pytest.approx({"a": 0.03, "c": 0.06, "b": 0.06})
+    assert holm({"x": 0.02}) == {"x": 0.02}  # a family of one is not adjusted
+    assert holm({"a": 0.6, "b": 0.9}) == {"a": 1.0, "b": 1.0}  # capped at 1
+    assert holm({}) == {}
+
+
+def test_family_needs_reachable_significance() -> None:
+    base, cand = [100.0, 101, 102, 103], [80.0, 81, 82, 83]  # complete separation, 4 vs 4
+    alone = verdict(base, cand, "higher")
+    assert alone.verdict == "regressed"  # p = 0.029 <= 0.05
+    # Two gated metrics: 2 x 0.029 > 0.05, so 4 vs 4 cannot call anything.
+    paired = verdict(base, cand, "higher", family=2, adjusted_p=holm({"m": 0.029, "n": 0.5})["m"])
+    assert paired.verdict == "inconclusive" and paired.p_value is None
+    assert paired.family == 2
+    with pytest.raises(ValueError, match="family"):
+        verdict(base, cand, "higher", family=0)
+
+
+def test_adjusted_p_decides_significance() -> None:
+    base, cand = list(noisy(100, 8, 0.01, 1)), list(noisy(80, 8, 0.01, 2))
+    raw = verdict(base, cand, "higher")
+    assert raw.verdict == "regressed"
+    adjusted = verdict(base, cand, "higher", family=3, adjusted_p=0.2)
+    assert adjusted.p_value == 0.2 and adjusted.verdict == "unchanged"
