@@ -15,8 +15,6 @@ from logpipe.windows import WindowSpec
 def pipeline_config(scn: Any) -> PipelineConfig:
     """The :class:`PipelineConfig` a scenario asks for."""
     parser = scn.parser
-    meas = scn.measurement
-    in_flight = meas.max_in_flight or parser.parallelism * 2
     return PipelineConfig(
         parse=ParseOptions(
             strategy=parser.strategy,
@@ -27,7 +25,7 @@ def pipeline_config(scn: Any) -> PipelineConfig:
         n_shards=scn.sharding.shards,
         window=WindowSpec(int(scn.windows.size_s * 1000), int(scn.windows.slide_s * 1000)),
         detector=DetectorConfig(**dict(scn.detector)),
-        max_in_flight=in_flight,
+        max_in_flight=scn.max_in_flight,
         parse_num_cpus=parser.cpus_per_task,
         spread_shards=scn.sharding.spread,
         state_dir=scn.ray.state_dir,

@@ -45,6 +45,7 @@ from harness.overrides import (
     to_plain,
 )
 from harness.specs import (
+    IN_FLIGHT_PER_TASK,
     FaultSpec,
     GeneratorSpec,
     InjectionSpec,
@@ -159,8 +160,9 @@ class Scenario(Spec):
 
     @property
     def max_in_flight(self) -> int:
-        """Batches in flight in the pipeline: the setting, or 2 x parser.parallelism."""
-        return self.measurement.max_in_flight or 2 * self.parser.parallelism
+        """Batches in flight in the pipeline: the setting, or
+        :data:`IN_FLIGHT_PER_TASK` x parser.parallelism."""
+        return self.measurement.max_in_flight or IN_FLIGHT_PER_TASK * self.parser.parallelism
 
     def to_dict(self, resolved: bool = True) -> dict[str, Any]:
         """Plain JSON settings; ``resolved`` fills in derived defaults (for result files)."""

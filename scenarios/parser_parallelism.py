@@ -2,7 +2,7 @@
 where does adding more stop helping on this machine?
 
 An offered load above what 2 cores can parse (300k lines/s) with 1, 2, 4 and 8
-parse tasks in flight (``measurement.max_in_flight`` follows: 2 x parallelism).
+parse tasks in flight (``measurement.max_in_flight`` follows: 4 x parallelism).
 Compare ``throughput.lines_per_s``, ``resources.cpu_busy_fraction`` and
 ``object_store.peak_bytes`` across the variants.
 """

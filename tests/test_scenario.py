@@ -127,10 +127,10 @@ def test_numbers_are_normalised() -> None:
 
 def test_max_in_flight_follows_parallelism_until_set() -> None:
     s = scn(parser=ParserSpec(parallelism=3))
-    assert s.max_in_flight == 6
-    assert s.to_dict()["measurement"]["max_in_flight"] == 6
+    assert s.max_in_flight == 12  # IN_FLIGHT_PER_TASK (4) x parallelism
+    assert s.to_dict()["measurement"]["max_in_flight"] == 12
     assert s.to_dict(resolved=False)["measurement"]["max_in_flight"] is None
-    assert s.with_overrides(["parser.parallelism=8"]).max_in_flight == 16
+    assert s.with_overrides(["parser.parallelism=8"]).max_in_flight == 32
     assert s.with_overrides(["measurement.max_in_flight=5"]).max_in_flight == 5
 
 
