@@ -24,6 +24,7 @@ import ray
 from logpipe.alerting import AlertingActor
 from logpipe.detector import DetectorConfig
 from logpipe.detector_actor import DetectorActor
+from logpipe.named import ActorName
 from logpipe.sequencer import ARRIVAL_ORDER, Prev
 from logpipe.shard import ShardActor
 from logpipe.windows import PaneAggregate, SketchConfig, WindowSpec
@@ -137,23 +138,27 @@ class PipelineActors:
         self._closed = False
         restart = {"num_cpus": 0, "max_restarts": -1, "max_task_retries": -1}
         # Actors reserve no CPU slot: parse tasks get the cores, actors share them.
-        # Constructor arguments stay small (no object-store refs) so restarts work.
+        # Constructor arguments stay small (no object-store refs; other actors by name,
+        # logpipe/named.py) so restarts work.
         self._own_alerts = config.alerts_path is None
         alerts_path = config.alerts_path or os.path.join(self.state_dir, "alerts.jsonl")
+        # Unique per pipeline: the state directory's name is (mkdtemp).
+        alerting_name = f"logpipe-alerting-{os.path.basename(self.state_dir)}"
+        detector_name = f"logpipe-detector-{os.path.basename(self.state_dir)}"
         # Actor handles are typed Any: Ray's stubs do not model ``.remote`` on methods.
         self.alerting: Any = (
             ray.remote(AlertingActor)
-            .options(**restart)
+            .options(name=alerting_name, **restart)
             .remote(path=alerts_path, webhook_url=config.webhook_url)
         )
         self.detector: Any = (
             ray.remote(JournaledDetector)
-            .options(**restart)
+            .options(name=detector_name, **restart)
             .remote(
                 config.detector,
                 config.window,
                 config.n_shards,
-                self.alerting,
+                ActorName(alerting_name),  # by name: see logpipe/named.py
                 self.state_dir,
                 config.snapshot_every,
                 config.sketch,  # gap panes and windows must match the shards' sketches
@@ -166,7 +171,7 @@ class PipelineActors:
             .remote(
                 i,
                 config.window,
-                self.detector,
+                ActorName(detector_name),
                 config.sketch,
                 stall,
                 self.state_dir,

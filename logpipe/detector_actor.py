@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from logpipe.detector import Alert, DetectorConfig, DetectorCore
+from logpipe.named import resolve
 from logpipe.sequencer import ARRIVAL_ORDER, Prev
 from logpipe.windows import PaneAggregate, SketchConfig, WindowSpec
 
@@ -86,6 +87,7 @@ class DetectorActor:
     def _forward(self, alerts: list[Alert]) -> None:
         if not alerts or self.alerting is None:
             return
+        self.alerting = resolve(self.alerting)  # an ActorName is looked up once
         self._inflight.append(self.alerting.record.remote(alerts))
         if len(self._inflight) > 64:
             import ray

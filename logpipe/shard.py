@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from logpipe.named import resolve
 from logpipe.schema import PARSED_SCHEMA
 from logpipe.windows import (
     PaneAggregate,
@@ -348,6 +349,7 @@ class ShardActor:
 
     def _submit(self, closed: list[PaneAggregate], batch_id: int) -> None:
         sid = self.core.shard_id
+        self.detector = resolve(self.detector)  # an ActorName is looked up once
         for pane in closed:
             prev = self.core.prev_pane(pane.pane)
             self._pending.append(self.detector.submit.remote(sid, pane, batch_id, prev))
