@@ -12,6 +12,7 @@ actor still finds its current checkpoint in the same directory.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import shutil
@@ -180,11 +181,12 @@ class PipelineActors:
             for i in range(config.n_shards)
         ]
 
-    def wait_ready(self) -> None:
+    def wait_ready(self, timeout_s: float | None = None) -> None:
         """Block until every actor is constructed (its worker process started)."""
         ray.get(
             [s.status.remote() for s in self.shards]
-            + [self.detector.stats.remote(), self.alerting.count.remote()]
+            + [self.detector.stats.remote(), self.alerting.count.remote()],
+            timeout=timeout_s,
         )
 
     def reset(self) -> None:
@@ -201,6 +203,10 @@ class PipelineActors:
         if self._closed:
             return
         self._closed = True
+        # An actor still being constructed would create its files (journal, alerts)
+        # after the directory is removed: let construction finish first.
+        with contextlib.suppress(ray.exceptions.RayError):
+            self.wait_ready(timeout_s=30.0)
         for actor in [*self.shards, self.detector, self.alerting]:
             ray.kill(actor, no_restart=True)
         # Only the directory made here; a user's state_dir itself stays.
