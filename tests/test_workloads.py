@@ -124,3 +124,19 @@ def test_batch_size_varies_only_the_batch_size_above_capacity() -> None:
     metrics = " ".join(s.thresholds)
     assert "integrity.ok" in metrics and "detection.recall" in metrics
     assert "throughput" not in metrics and "latency" not in metrics and "ttd" not in metrics
+
+
+def test_validation_aa_variant_is_the_smoke_scenario() -> None:
+    # The A/A check and the smoke noise figure must measure what CI gates with.
+    smoke = load_scenario_module(SCENARIO_DIR / "smoke.py")
+    assert isinstance(smoke, Scenario)
+    aa = dict(variants(SCENARIO_DIR / "validation.py"))["aa"]
+    mine, theirs = aa.to_dict(), smoke.to_dict()
+    # What may differ: naming, the gate's thresholds, how many replicates and the
+    # validation's permission to switch test knobs on (every knob stays off).
+    for settings in (mine, theirs):
+        for key in ("name", "description", "thresholds", "allow_test_knobs"):
+            settings.pop(key, None)
+        settings["measurement"].pop("replicates")
+    changed = differences(theirs, mine)
+    assert not changed, f"validation 'aa' differs from smoke at {changed}"
