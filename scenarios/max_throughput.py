@@ -18,8 +18,10 @@ from harness.scenario import (
     GeneratorSpec,
     InjectionSpec,
     MeasurementSpec,
+    ParserSpec,
     RateSpec,
     Scenario,
+    ShardingSpec,
     WindowsSpec,
 )
 
@@ -36,6 +38,9 @@ SCENARIO = Scenario(
     generator=GeneratorSpec(
         rate=RateSpec.ramp(50_000, 600_000), duration_s=40.0, injections=INJECTIONS
     ),
+    # The best measured settings for 2 cores (docs/performance.md).
+    parser=ParserSpec(parallelism=2),
+    sharding=ShardingSpec(strategy="by_service", shards=2),
     # The detector's defaults (5 warm-up windows) fire on the generator's anomalies
     # within a slide or two of their onset at these sizes.
     windows=WindowsSpec(size_s=10, slide_s=1),
