@@ -72,14 +72,19 @@ SCENARIO = Matrix(
         "aa": SMOKE,
         "saturated": {
             "generator.rate.rate": 400_000,
-            # 320k lines, about 1.2 s of work at capacity: a throughput window long
-            # enough that scheduling jitter does not swamp a 10 % change.
-            "generator.duration_s": 0.8,
+            # 800k lines, about 2.5 s of work at capacity: with 320k lines (1 s of
+            # work) one quiet-machine run measured a 14 % throughput CV, as much as
+            # the 20 % slowdown it had to see.
+            "generator.duration_s": 2.0,
             "generator.batch_lines": 5_000,
             "generator.injections": [],
             "windows.size_s": 10,
             "detector": {},
             "measurement.warmup_s": 0.2,
+            # The baseline scenario's pipeline settings.
+            "parser.parallelism": 2,
+            "sharding.strategy": "by_service",
+            "sharding.shards": 2,
         },
         "stall": {
             "generator.rate.rate": 5_000,
