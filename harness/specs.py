@@ -62,7 +62,7 @@ MAX_SERVICES = 256
 MAX_USERS = 500_000
 MAX_SKEW = 10.0
 # Default batches in flight per parse task. Two per task left a saturated 2-core
-# run waiting on round trips (CPUs about 50 % busy, throughput CV about 10 %);
+# run waiting on round trips (CPUs about 70 % busy, throughput CV about 10 %);
 # four keep every stage fed (CV about 3 %, docs/performance.md).
 IN_FLIGHT_PER_TASK = 4
 
