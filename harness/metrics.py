@@ -268,6 +268,14 @@ _DEFS = (
         "CPU time the sampling thread spent in its probes (the harness's own cost).",
     ),
     MetricDef(
+        "harness.sampler_cpu_share",
+        "ratio",
+        None,
+        "harness.sampler_cpu_s divided by the CPU seconds the driver and every Ray "
+        "process used during the replicate (resources.cpu_percent integrated over its "
+        "sample times): the share of the run's CPU the harness's samplers took.",
+    ),
+    MetricDef(
         "generation.build_s",
         "s",
         None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from harness.objstore import StoreStatsReader, StoreStatsUnavailable
@@ -113,4 +113,18 @@ class ReplicateProbes:
         if self.sampler is not None:
             out["harness.sampler_failures"] = float(sum(self.sampler.failures.values()))
             out["harness.sampler_cpu_s"] = self.sampler.overhead_s
+            used = cpu_seconds(series.get("resources.cpu_percent", {}))
+            out["harness.sampler_cpu_share"] = (
+                self.sampler.overhead_s / used if used > 0 else math.nan
+            )
         return out
+
+
+def cpu_seconds(cpu: Mapping[str, Sequence[float]]) -> float:
+    """CPU seconds used over a ``resources.cpu_percent`` series (trapezoid rule over
+    its sample times; 100 % = one core); NaN with fewer than two samples."""
+    t, v = list(cpu.get("t_s", [])), list(cpu.get("values", []))
+    if len(t) < 2 or len(t) != len(v):
+        return math.nan
+    area = sum((t[i + 1] - t[i]) * (v[i] + v[i + 1]) / 2.0 for i in range(len(t) - 1))
+    return area / 100.0

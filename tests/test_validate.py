@@ -269,6 +269,19 @@ def test_observer_is_inconclusive_when_noise_straddles_the_target() -> None:
     assert free.passed is True
 
 
+def test_observer_reports_the_samplers_cpu_share() -> None:
+    from harness.validation.phases import check_observer
+
+    base = from_samples(
+        {THR: [100.0, 101.0, 99.0], "harness.sampler_cpu_share": [0.002, 0.004, 0.003]}
+    )
+    check = check_observer({"base": base, "off": from_samples({THR: [100.0, 99.5, 100.5]})})
+    assert check.figures["observer.sampler_cpu_share_pct"] == pytest.approx(0.3)
+    assert "0.3% of the run's CPU time" in check.detail
+    bare = check_observer({"base": from_samples({THR: [100.0]}), "off": base})
+    assert math.isnan(bare.figures["observer.sampler_cpu_share_pct"])
+
+
 def test_a_noisy_world_raises_false_positives_and_needed_replicates() -> None:
     quiet = check_noise(from_samples({THR: [100.0, 101.0, 99.0]}), None)
     noisy = check_noise(from_samples({THR: [100.0, 120.0, 80.0]}), None)

@@ -34,6 +34,7 @@ from harness.validation.decide import (
 RunFn = Callable[[str, Sequence[str], int], RunResult]
 
 THROUGHPUT = "throughput.lines_per_s"
+SAMPLER_SHARE = "harness.sampler_cpu_share"
 SLOWDOWN_KNOB = "testing.slowdown_us_per_line"
 SAMPLERS_OFF = "measurement.samplers=false"
 
@@ -186,6 +187,10 @@ def check_observer(pools: dict[str, RunResult], target_pct: float = 2.0) -> Chec
     # Pass only when the interval rules out the target, fail only when it rules it in:
     # on a noisy machine the point estimate alone would pass or fail by chance.
     passed = True if ci_hi < target_pct else False if ci_lo >= target_pct else None
+    # The samplers' own CPU time over the run's: the direct cost, free of the
+    # throughput noise (it misses indirect costs such as the driver's GIL).
+    shares = [x for x in pools["base"].metric_values(SAMPLER_SHARE) if x is not None]
+    share_pct = 100.0 * statistics.median(shares) if shares else math.nan
     return Check(
         "observer",
         passed=passed if math.isfinite(cost) else None,
@@ -196,8 +201,12 @@ def check_observer(pools: dict[str, RunResult], target_pct: float = 2.0) -> Chec
             "observer.cost_ci_lo_pct": ci_lo,
             "observer.cost_ci_hi_pct": ci_hi,
             "observer.replicates_per_side": min(len(on), len(off)),
+            "observer.sampler_cpu_share_pct": share_pct,
         },
-        detail="" if passed is not None else "inconclusive: the interval straddles the target",
+        detail=(
+            ("" if passed is not None else "inconclusive: the interval straddles the target; ")
+            + f"the samplers used {share_pct:.2g}% of the run's CPU time (median)"
+        ),
     )
 
 

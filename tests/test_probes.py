@@ -1,0 +1,24 @@
+"""Run probes: the CPU accounting behind the harness's own cost."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from harness.probes import cpu_seconds
+
+
+def test_cpu_seconds_integrates_percent_over_sample_times() -> None:
+    # One core busy for 2 s, then two cores for 1 s: 2 + 2 = 4 CPU seconds,
+    # with the ramps between samples counted as the trapezoid rule does.
+    series = {"t_s": [0.0, 2.0, 2.0, 3.0], "values": [100.0, 100.0, 200.0, 200.0]}
+    assert cpu_seconds(series) == pytest.approx(4.0)
+    ramp = {"t_s": [0.0, 1.0], "values": [0.0, 100.0]}
+    assert cpu_seconds(ramp) == pytest.approx(0.5)
+
+
+def test_cpu_seconds_needs_two_matching_samples() -> None:
+    assert math.isnan(cpu_seconds({}))
+    assert math.isnan(cpu_seconds({"t_s": [0.0], "values": [50.0]}))
+    assert math.isnan(cpu_seconds({"t_s": [0.0, 1.0], "values": [50.0]}))
