@@ -102,16 +102,21 @@ class Reference:
     merged: Counts = field(default_factory=dict)
 
 
-def build_reference(
+def reference_stream(
     batches: list[Batch],
     options: ParseOptions,
     sharding: str,
     n_shards: int,
-    on_table: Callable[[BatchMeta, pa.Table], None] | None = None,
+    into: Reference,
     max_in_flight: int = 4,
-) -> Reference:
-    """Re-parse every batch and count exactly; ``on_table`` sees each batch's rows in order."""
-    ref = Reference(per_shard=[{} for _ in range(n_shards)])
+) -> Iterator[tuple[BatchMeta, pa.Table]]:
+    """Re-parse every batch in Ray tasks, add its exact counts to ``into`` and yield
+    its rows, in batch order.
+
+    Consume it as it goes (the detection oracle does): a table read back from the
+    object store pins its store memory while it is held, so keeping every batch's
+    rows would fill the store on long runs and stall the tasks behind them.
+    """
     # Test-only parse costs do not belong in the reference.
     clean = ParseOptions(
         strategy=options.strategy,
@@ -123,10 +128,24 @@ def build_reference(
     )
     for batch, (shard_counts, table) in zip(batches, results):
         for i, counts in enumerate(shard_counts):
-            add_counts(ref.per_shard[i], counts)
-            add_counts(ref.merged, counts)
+            add_counts(into.per_shard[i], counts)
+            add_counts(into.merged, counts)
+        yield batch.meta, table
+
+
+def build_reference(
+    batches: list[Batch],
+    options: ParseOptions,
+    sharding: str,
+    n_shards: int,
+    on_table: Callable[[BatchMeta, pa.Table], None] | None = None,
+    max_in_flight: int = 4,
+) -> Reference:
+    """Re-parse every batch and count exactly; ``on_table`` sees each batch's rows in order."""
+    ref = Reference(per_shard=[{} for _ in range(n_shards)])
+    for meta, table in reference_stream(batches, options, sharding, n_shards, ref, max_in_flight):
         if on_table is not None:
-            on_table(batch.meta, table)
+            on_table(meta, table)
     return ref
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from harness import measures
 from harness.calibration import CoreCalibration
 from harness.faults import FaultInjector
-from harness.integrity import Reference, build_reference, check
+from harness.integrity import Reference, check, reference_stream
 from harness.payload import Payload, build_payload
 from harness.pipeline_config import pipeline_config, stall_hook
 from harness.probes import ReplicateProbes
@@ -204,21 +204,16 @@ class Runner:
     def _context(self, payload: Payload) -> RunContext:
         scn = self.scenario
         cfg = pipeline_config(scn)
-        tables: list[tuple[Any, Any]] = []
-        reference = build_reference(
-            payload.batches,
-            cfg.parse,
-            cfg.sharding,
-            cfg.n_shards,
-            on_table=(lambda meta, table: tables.append((meta, table))) if payload.truth else None,
-        )
+        reference = Reference(per_shard=[{} for _ in range(cfg.n_shards)])
+        # One pass: the oracle consumes each batch's rows as the reference counts them.
+        stream = reference_stream(payload.batches, cfg.parse, cfg.sharding, cfg.n_shards, reference)
         oracle = (
-            earliest_detections(
-                iter(tables), cfg.window, cfg.detector, payload.truth, sketch=cfg.sketch
-            )
+            earliest_detections(stream, cfg.window, cfg.detector, payload.truth, sketch=cfg.sketch)
             if payload.truth
             else {}
         )
+        for _ in stream:  # whatever the oracle did not need still counts
+            pass
         return RunContext(scn, payload, reference, oracle)
 
     # -- one replicate -----------------------------------------------------
