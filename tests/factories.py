@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import pytest
+
+from harness.overrides import ScenarioError
 from harness.results import Replicate, RunResult, ScenarioInfo
 
 BASE_SETTINGS: dict[str, Any] = {
@@ -94,3 +97,13 @@ def full_replicate_dict() -> dict[str, Any]:
         "integrity": {"ok": True, "problems": []},
         "rejections": {"reasons": {"malformed": 3}, "dead_letters": []},
     }
+
+
+def fails(build: Callable[[], Any], path: str) -> ScenarioError:
+    """Assert ``build()`` raises a one-line ScenarioError naming ``path``; return it."""
+    with pytest.raises(ScenarioError) as info:
+        build()
+    message = str(info.value)
+    assert message.startswith(path + ":"), message
+    assert isinstance(info.value, ValueError)
+    return info.value

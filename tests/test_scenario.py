@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from factories import fails
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -44,15 +45,6 @@ def scn(**kw: Any) -> Scenario:
     kw.setdefault("name", "t")
     kw.setdefault("generator", gen())
     return Scenario(**kw)
-
-
-def fails(build: Callable[[], Any], path: str) -> ScenarioError:
-    with pytest.raises(ScenarioError) as info:
-        build()
-    message = str(info.value)
-    assert message.startswith(path + ":"), message
-    assert isinstance(info.value, ValueError)
-    return info.value
 
 
 BAD_FIELDS: list[tuple[str, Callable[[], Any]]] = [

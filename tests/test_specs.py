@@ -6,8 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from factories import fails
 
-from harness.overrides import ScenarioError
 from harness.specs import (
     GeneratorSpec,
     InjectionSpec,
@@ -27,15 +27,6 @@ def gen(**kw: Any) -> GeneratorSpec:
     kw.setdefault("rate", RateSpec.constant(1000))
     kw.setdefault("duration_s", 10.0)
     return GeneratorSpec(**kw)
-
-
-def fails(build: Callable[[], Any], path: str) -> ScenarioError:
-    with pytest.raises(ScenarioError) as info:
-        build()
-    message = str(info.value)
-    assert message.startswith(path + ":"), message
-    assert isinstance(info.value, ValueError)
-    return info.value
 
 
 BAD_FIELDS: list[tuple[str, Callable[[], Any]]] = [
