@@ -37,7 +37,7 @@ class ReplicateProbes:
         self.enabled = enabled
         self.clock = clock
         self.reader = StoreStatsReader(address)
-        start = self._read()
+        start = self._settled_read()
         self.base_used = start.used_bytes if start else 0
         self.base_spilled = start.spilled_bytes if start else 0
         self.end_spilled: int | None = None
@@ -48,6 +48,23 @@ class ReplicateProbes:
                 "resources": ResourceProbe(markers=local_ray_markers(), clock=time.monotonic),
             }
             self.sampler = Sampler(probes, interval_s, clock)
+
+    def _settled_read(self, wait_s: float = 2.0, step_s: float = 0.1) -> Any:
+        """The store's stats once usage stops falling (at most ``wait_s``).
+
+        Objects released before the replicate are freed asynchronously; read as
+        the baseline while still going, their frees during the run would hide the
+        run's own usage (a peak of 0 was measured that way).
+        """
+        deadline = time.monotonic() + wait_s
+        last = self._read()
+        while last is not None and time.monotonic() < deadline:
+            time.sleep(step_s)
+            now = self._read()
+            if now is None or now.used_bytes >= last.used_bytes:
+                return last if now is None else now
+            last = now
+        return last
 
     def _read(self) -> Any:
         try:

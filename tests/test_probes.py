@@ -22,3 +22,24 @@ def test_cpu_seconds_needs_two_matching_samples() -> None:
     assert math.isnan(cpu_seconds({}))
     assert math.isnan(cpu_seconds({"t_s": [0.0], "values": [50.0]}))
     assert math.isnan(cpu_seconds({"t_s": [0.0, 1.0], "values": [50.0]}))
+
+
+def test_baseline_waits_for_the_store_to_stop_freeing() -> None:
+    from types import SimpleNamespace
+
+    from harness.probes import ReplicateProbes
+
+    readings = iter([500, 300, 120, 120, 90])
+
+    class Fake(ReplicateProbes):
+        def __init__(self) -> None:  # no Ray: only the settling logic
+            pass
+
+        def _read(self) -> SimpleNamespace:
+            return SimpleNamespace(used_bytes=next(readings))
+
+    # Still falling (500 -> 300 -> 120), then steady: the steady value is the base.
+    assert Fake()._settled_read(wait_s=5.0, step_s=0.0).used_bytes == 120
+    # No time to wait: the first reading stands.
+    readings = iter([500, 400, 300])
+    assert Fake()._settled_read(wait_s=0.0, step_s=0.0).used_bytes == 500
