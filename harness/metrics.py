@@ -80,7 +80,7 @@ _DEFS = (
         "bytes",
         "lower",
         "Highest object-store usage sampled during the replicate, minus the usage "
-        "sampled just before it started.",
+        "sampled just before it started (once earlier frees have settled, at most 2 s).",
         gated=True,
     ),
     MetricDef(
