@@ -7,10 +7,19 @@ them have in common is built here. Every function returns new, validated specs.
 
 from __future__ import annotations
 
-from harness.scenario import GeneratorSpec, InjectionSpec, RateSpec
+from typing import Any
+
+from harness.scenario import (
+    GeneratorSpec,
+    InjectionSpec,
+    ParserSpec,
+    RateSpec,
+    ShardingSpec,
+    WindowsSpec,
+)
 from logpipe.schema import ERROR_RATE, LATENCY, USER_ACTIVITY
 
-__all__ = ["one_of_each", "saturating"]
+__all__ = ["one_of_each", "saturating", "short_run_pipeline"]
 
 
 def one_of_each(starts: tuple[float, float, float], duration_s: float) -> tuple[InjectionSpec, ...]:
@@ -47,3 +56,16 @@ def saturating(
         event_speed=event_speed,
         injections=one_of_each(anomalies_at, anomaly_s),
     )
+
+
+def short_run_pipeline() -> dict[str, Any]:
+    """Pipeline settings of the short saturating scenarios (smoke, engines, batch_size),
+    as ``Scenario`` keyword arguments: 2 parse tasks, ``by_service`` x 2 shards, 4 s
+    windows sliding by 1 s (event time) and a 3-window detector warm-up, so that
+    alerts can fire a few event seconds in."""
+    return {
+        "parser": ParserSpec(parallelism=2),
+        "sharding": ShardingSpec(strategy="by_service", shards=2),
+        "windows": WindowsSpec(size_s=4, slide_s=1),
+        "detector": {"warmup_windows": 3},
+    }

@@ -14,12 +14,9 @@ one anomaly of each kind fit (at the same event times as in smoke). Compare
 from harness.scenario import (
     Matrix,
     MeasurementSpec,
-    ParserSpec,
     Scenario,
-    ShardingSpec,
-    WindowsSpec,
 )
-from harness.workloads import saturating
+from harness.workloads import saturating, short_run_pipeline
 
 BASE = Scenario(
     name="batch_size",
@@ -32,10 +29,7 @@ BASE = Scenario(
         anomalies_at=(1.0, 1.1, 1.2),
         anomaly_s=0.6,
     ),
-    parser=ParserSpec(parallelism=2),
-    sharding=ShardingSpec(strategy="by_service", shards=2),
-    windows=WindowsSpec(size_s=4, slide_s=1),
-    detector={"warmup_windows": 3},
+    **short_run_pipeline(),
     measurement=MeasurementSpec(warmup_s=0.5, replicates=3),
     thresholds=("integrity.ok == 1", "min(detection.recall) >= 1"),
 )

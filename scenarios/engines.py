@@ -12,12 +12,9 @@ the task engine is the default.
 from harness.scenario import (
     Matrix,
     MeasurementSpec,
-    ParserSpec,
     Scenario,
-    ShardingSpec,
-    WindowsSpec,
 )
-from harness.workloads import saturating
+from harness.workloads import saturating, short_run_pipeline
 
 BASE = Scenario(
     name="engines",
@@ -30,10 +27,7 @@ BASE = Scenario(
         anomalies_at=(2.0, 2.2, 2.4),
         anomaly_s=1.0,
     ),
-    parser=ParserSpec(parallelism=2),
-    sharding=ShardingSpec(strategy="by_service", shards=2),
-    windows=WindowsSpec(size_s=4, slide_s=1),
-    detector={"warmup_windows": 3},
+    **short_run_pipeline(),
     measurement=MeasurementSpec(warmup_s=1.0, replicates=3),
     thresholds=("integrity.ok == 1", "min(detection.recall) >= 1"),
 )

@@ -13,13 +13,10 @@ alert is false, and the object store stays bounded.
 
 from harness.scenario import (
     MeasurementSpec,
-    ParserSpec,
     RaySpec,
     Scenario,
-    ShardingSpec,
-    WindowsSpec,
 )
-from harness.workloads import saturating
+from harness.workloads import saturating, short_run_pipeline
 
 MiB = 1024 * 1024
 
@@ -36,12 +33,7 @@ SCENARIO = Scenario(
         anomalies_at=(0.5, 0.55, 0.6),
         anomaly_s=0.3,
     ),
-    parser=ParserSpec(parallelism=2),
-    sharding=ShardingSpec(strategy="by_service", shards=2),
-    # Short windows (event time) and a short detector warm-up so that alerts can
-    # fire a few event seconds in.
-    windows=WindowsSpec(size_s=4, slide_s=1),
-    detector={"warmup_windows": 3},
+    **short_run_pipeline(),
     ray=RaySpec(object_store_memory=256 * MiB),
     # 4 against 4 is the fewest replicates whose Mann-Whitney test can reach p < 0.05.
     measurement=MeasurementSpec(warmup_s=0.5, replicates=4),
