@@ -10,18 +10,16 @@ whose last event is at or past the pane end has been ingested.
 from __future__ import annotations
 
 import copy
-import os
-import pickle
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from logpipe.checkpoint import ShardCheckpoint
 from logpipe.named import resolve
 from logpipe.schema import PARSED_SCHEMA
 from logpipe.windows import (
@@ -57,11 +55,16 @@ class ShardState:
     into an open pane costs as much as aggregating all the pane's rows at once).
     A closing pane takes whole tables whose rows are all before its end and
     filters only the tables that straddle it, so rows are not copied twice.
+    Each buffered table has an id (``buffered_ids``, increasing in arrival order;
+    a filtered table keeps its id), so a checkpoint can tell the tables it has
+    already written from the new ones (:mod:`logpipe.checkpoint`).
     """
 
     shard_id: int
     buffered: list[pa.Table] = field(default_factory=list)
     buffered_max: list[int] = field(default_factory=list)
+    buffered_ids: list[int] = field(default_factory=list)
+    next_table_id: int = 0
     next_pane: int | None = None
     first_pane: int | None = None
     watermark_ms: int | None = None
@@ -130,6 +133,8 @@ class ShardCore:
                 return
         st.buffered.append(table)
         st.buffered_max.append(pc.max(table["event_ms"]).as_py())
+        st.buffered_ids.append(st.next_table_id)
+        st.next_table_id += 1
 
     def _close(self, watermark_ms: int) -> list[PaneAggregate]:
         st = self.state
@@ -157,7 +162,8 @@ class ShardCore:
         ready: list[pa.Table] = []
         keep: list[pa.Table] = []
         keep_max: list[int] = []
-        for table, hi in zip(st.buffered, st.buffered_max):
+        keep_ids: list[int] = []
+        for table, hi, tid in zip(st.buffered, st.buffered_max, st.buffered_ids):
             if hi < end_ms:
                 ready.append(table)
                 continue
@@ -167,7 +173,8 @@ class ShardCore:
                 table = table.filter(pc.invert(done))
             keep.append(table)  # still holds its largest event time, hi
             keep_max.append(hi)
-        st.buffered, st.buffered_max = keep, keep_max
+            keep_ids.append(tid)
+        st.buffered, st.buffered_max, st.buffered_ids = keep, keep_max, keep_ids
         if not ready:
             return {}
         return aggregate_table(pa.concat_tables(ready), self.window.pane_ms, self.sketch)
@@ -243,9 +250,7 @@ class ShardActor:
         self.detector = detector
         self.stall = stall
         self.checkpoint_every = max(1, checkpoint_every)
-        self._path = (
-            None if checkpoint_dir is None else Path(checkpoint_dir) / f"shard-{shard_id}.ckpt"
-        )
+        self._ckpt = None if checkpoint_dir is None else ShardCheckpoint(checkpoint_dir, shard_id)
         self._pending: list[Any] = []
         self._held: dict[int, tuple[int, int, int, Any]] = {}
         self.applied_through = -1
@@ -256,11 +261,9 @@ class ShardActor:
         self._restore()
 
     def _restore(self) -> None:
-        if self._path is None or not self._path.exists():
+        if self._ckpt is None or not self._ckpt.exists():
             return
-        # The pipeline's own file, in a directory it created (never user input).
-        with open(self._path, "rb") as fh:
-            state, through, self.last_batch_id = pickle.load(fh)
+        state, (through, self.last_batch_id) = self._ckpt.load(self.core.window.pane_ms)
         self.core.state = state
         self.applied_through = self.checkpointed_through = through
 
@@ -289,8 +292,8 @@ class ShardActor:
     def reset(self) -> ShardAck:
         """Forget everything, checkpoint file included, as a new actor would (to reuse it
         for another run; call only when no batch is in flight)."""
-        if self._path is not None:
-            self._path.unlink(missing_ok=True)
+        if self._ckpt is not None:
+            self._ckpt.remove()
         ShardActor.__init__(self, *self._ctor)
         return self._ack(-1)
 
@@ -308,27 +311,21 @@ class ShardActor:
         )
 
     def checkpoint(self) -> None:
-        """Write the state atomically (no-op without ``checkpoint_dir``).
+        """Write the state atomically (no-op without ``checkpoint_dir``); rows already
+        written by an earlier checkpoint are not written again (:mod:`logpipe.checkpoint`).
 
         Waits first until the detector has taken every pane closed so far: a
         pane whose call died with this process before it left would otherwise
         be neither delivered nor, after a restart from this checkpoint, resent.
         """
-        if self._path is None:
+        if self._ckpt is None:
             return
         if self._pending:
             import ray
 
             pending, self._pending = self._pending, []
             ray.get(pending)
-        tmp = self._path.with_suffix(".tmp")
-        with open(tmp, "wb") as fh:
-            pickle.dump(
-                (self.core.state, self.applied_through, self.last_batch_id),
-                fh,
-                pickle.HIGHEST_PROTOCOL,
-            )
-        os.replace(tmp, self._path)
+        self._ckpt.save(self.core.state, (self.applied_through, self.last_batch_id))
         self.checkpointed_through = self.applied_through
 
     def flush(self, last_seq: int) -> tuple[ShardAck, dict[str, Any] | None, Counts | None]:

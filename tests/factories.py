@@ -1,4 +1,5 @@
-"""Synthetic run results for tests of the result layer, comparison and exports."""
+"""Synthetic run results for tests of the result layer, comparison and exports, and
+small parsed streams for the shard and checkpoint tests."""
 
 from __future__ import annotations
 
@@ -107,3 +108,16 @@ def fails(build: Callable[[], Any], path: str) -> ScenarioError:
     assert message.startswith(path + ":"), message
     assert isinstance(info.value, ValueError)
     return info.value
+
+
+def parsed_stream(
+    seed: int, seconds: float = 6.0, rate_lps: float = 3_000, json_fraction: float = 0.0
+) -> list[tuple[Any, Any]]:
+    """Generated batches of 700 lines and their parsed tables: ``[(batch, table), ...]``."""
+    from logpipe import rate
+    from logpipe.generate import GeneratorConfig, generate
+    from logpipe.parse import ParseOptions, parse_batch
+
+    cfg = GeneratorConfig(seed=seed, batch_lines=700, json_fraction=json_fraction, n_users=300)
+    gen = generate(cfg, rate.Constant(rate_lps).line_offsets(seconds))
+    return [(b, parse_batch(b, ParseOptions())[1]) for b in gen.batches]

@@ -8,12 +8,10 @@ import math
 import numpy as np
 import pyarrow as pa
 import pytest
+from factories import parsed_stream
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from logpipe import rate
-from logpipe.generate import GeneratorConfig, generate
-from logpipe.parse import ParseOptions, parse_batch
 from logpipe.reference import reference_counts, reference_distinct_users, reference_quantile
 from logpipe.routing import split
 from logpipe.shard import ShardCore, merge_totals
@@ -27,11 +25,7 @@ from logpipe.windows import (
 WINDOW = WindowSpec(4_000, 1_000)
 
 
-def stream(seed: int, seconds: float = 6.0, rate_lps: float = 3_000, json_fraction: float = 0.0):
-    cfg = GeneratorConfig(seed=seed, batch_lines=700, json_fraction=json_fraction, n_users=300)
-    gen = generate(cfg, rate.Constant(rate_lps).line_offsets(seconds))
-    parsed = [(b, parse_batch(b, ParseOptions())[1]) for b in gen.batches]
-    return parsed
+stream = parsed_stream
 
 
 def run_shards(parsed, strategy: str, n: int) -> tuple[list[ShardCore], dict[int, PaneAggregate]]:
