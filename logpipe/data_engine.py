@@ -259,7 +259,9 @@ class DataPipeline(Pipeline):
         # Unpacked here, not in a task: a 0-CPU task per batch waited seconds for a
         # worker process while Ray Data's tasks held the CPU slots (measured).
         stats, *outs = _unpack(ray.get(block_ref), seq)
-        sent = _Sent(meta.batch_id, meta, None, ray.put(stats), [ray.put(o) for o in outs], emitted)
+        sent = _Sent(
+            meta.batch_id, meta, None, None, ray.put(stats), [ray.put(o) for o in outs], emitted
+        )
         self._sent[seq] = sent
         for i in range(self.config.n_shards):
             self._ingest(i, seq, sent)

@@ -8,14 +8,15 @@ small acks (backpressure via ``ray.wait``) and reads the parse stats.
 
 Recovery (see docs/reliability.md): parse tasks retry; shards, detector and
 alerting actor restart. Each batch gets a sequence number. The driver holds a
-batch's parsed outputs only while it is in flight (until every shard has
-applied it) and its compressed ``batch_ref`` until every shard's checkpoint
-covers it, so the object store holds in-flight work plus compressed batches,
-not parsed outputs awaiting a checkpoint. A restarted shard is replayed every
-batch after its checkpoint, in order: the held outputs of a batch still in
-flight, or, for one whose outputs were released, the output of a fresh
-``parse_task`` on its ``batch_ref`` (parsing is deterministic); the shard
-applies batches strictly in order and once each. The
+batch's object refs (its compressed batch and parsed outputs in the object
+store) only while it is in flight, until every shard has applied it; after that
+it keeps the :class:`Batch` itself, in its own memory, until every shard's
+checkpoint covers it. So the object store holds in-flight work only (shards
+copy the rows they keep into their own memory, :class:`logpipe.shard.ShardActor`).
+A restarted shard is replayed every batch after its checkpoint, in order: the
+held outputs of a batch still in flight, or, for one whose refs were released,
+the output of a fresh ``parse_task`` on the batch put again (parsing is
+deterministic); the shard applies batches strictly in order and once each. The
 detector journals every pane it receives between snapshots; the alerting actor
 resumes from its JSON-lines file. State lives in a directory the pipeline
 creates and removes: a fresh temp directory, or a fresh subdirectory of
@@ -105,15 +106,18 @@ class PipelineOutcome:
 
 @dataclass
 class _Sent:
-    """A batch the driver holds by reference until every shard has checkpointed it.
+    """A batch the driver holds until every shard has checkpointed it.
 
-    ``out_refs`` (one parsed output per shard) is ``None`` once released; an entry
-    without a ``batch_ref`` (outputs made elsewhere, e.g. the Ray Data engine)
-    keeps them, as nothing could parse it again.
+    ``batch_ref`` and ``out_refs`` (one parsed output per shard) are the batch's
+    objects in the store, ``None`` once released (when every shard has applied
+    it); ``batch`` is the driver's own copy, kept for a re-parse. An entry without
+    a ``batch`` (outputs made elsewhere, e.g. the Ray Data engine) keeps its
+    outputs, as nothing could parse it again.
     """
 
     batch_id: int
     meta: Any
+    batch: Batch | None
     batch_ref: Any
     stats_ref: Any
     out_refs: list[Any] | None
@@ -200,7 +204,7 @@ class Pipeline:
         now = self.clock()
         seq = self._next_seq
         self._next_seq += 1
-        sent = _Sent(meta.batch_id, meta, batch_ref, refs[0], refs[1:], now)
+        sent = _Sent(meta.batch_id, meta, batch, batch_ref, refs[0], refs[1:], now)
         self._sent[seq] = sent
         for i in range(self.config.n_shards):
             self._ingest(i, seq, sent)
@@ -269,15 +273,16 @@ class Pipeline:
             if sent.out_refs is not None:
                 out_ref = sent.out_refs[shard]
             else:
-                # Finished by every shard, so its outputs were let go: parse it again
+                # Finished by every shard, so its objects were let go: parse it again
                 # (deterministic) and drop the other shards' outputs at once.
-                out_ref = self._parse(sent.batch_ref)[1 + shard]
+                assert sent.batch is not None, "only re-parseable entries release outputs"
+                out_ref = self._parse(ray.put(sent.batch))[1 + shard]
                 self.outcome.recovery["reparsed"] += 1
             self._ingest(shard, seq, sent, out_ref)
             self.outcome.recovery["replayed"] += 1
 
     def _advance(self) -> int:
-        """Finish batches every shard has applied, letting go of their parsed outputs;
+        """Finish batches every shard has applied, letting go of their objects in the store;
         drop the batches every shard has checkpointed."""
         done = 0
         through = min(self._applied)
@@ -285,8 +290,10 @@ class Pipeline:
             self._done_through += 1
             entry = self._sent[self._done_through]
             self._finish_batch(entry)
-            if entry.batch_ref is not None:  # a replay can parse it again
-                entry.out_refs = None
+            if entry.batch is not None:  # a replay can parse it again
+                # The stats ref too: while any return of its parse task is referenced,
+                # Ray keeps the task's argument (the batch) pinned for lineage.
+                entry.out_refs = entry.batch_ref = entry.stats_ref = None
             done += 1
         release = min(min(self._checkpointed), self._done_through)
         while self._released_through < release:

@@ -201,6 +201,22 @@ def as_table(output: Any) -> pa.Table:
     return pa.Table.from_pylist(list(output or []), schema=PARSED_SCHEMA)
 
 
+def heap_copy(table: pa.Table) -> pa.Table:
+    """``table`` with its buffers copied into this process's memory (one copy).
+
+    A table read from the object store is zero-copy: its buffers are the store
+    object's, which stays pinned for as long as any of them is referenced. A shard
+    keeps the rows of its open panes for up to a pane's length of events, and the
+    store, bounded and shared by every in-flight batch, is the wrong place for
+    that state: held there, it made the store's peak several times the in-flight
+    work and pushed long runs into spilling (docs/performance.md).
+    """
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return pa.ipc.open_stream(sink.getvalue()).read_all()
+
+
 class ShardAck(NamedTuple):
     """A shard's reply to ``ingest``/``flush``: what it has applied and made durable.
 
@@ -226,6 +242,9 @@ class ShardActor:
     always enter in order and the watermark stays exact. With ``checkpoint_dir``
     the state is written there every ``checkpoint_every`` applied batches, and a
     restarted actor resumes from it; the driver replays the batches since.
+
+    Rows are copied out of the object store as they arrive (:func:`heap_copy`),
+    so the store holds only batches in flight, never a shard's open panes.
 
     ``stall`` is a test-only hook (``None`` in normal runs): a callable given the
     batch's event range that returns seconds to sleep, used to validate that the
@@ -284,6 +303,8 @@ class ShardActor:
             pause = self.stall(first_ms, last_ms)
             if pause > 0:
                 time.sleep(pause)
+        if isinstance(output, pa.Table):
+            output = heap_copy(output)
         closed = self.core.ingest(batch_id, first_ms, last_ms, output)
         self._submit(closed, batch_id)
         self.applied_through = seq

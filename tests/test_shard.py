@@ -204,3 +204,19 @@ def test_reset_gives_a_one_shot_stall_hook_back_its_shot(tmp_path) -> None:
     assert actor.stall(0, 1) == 0.5 and actor.stall(0, 1) == 0.0
     actor.reset()
     assert actor.stall(0, 1) == 0.5
+
+
+def test_heap_copy_is_equal_and_shares_no_buffer_with_its_input() -> None:
+    from logpipe.shard import heap_copy
+
+    _, table = parsed_stream(seed=4, seconds=1.0)[0]
+    sliced = table.slice(100, 300)  # a slice keeps its parent's buffers
+    for original in (table, sliced):
+        copy = heap_copy(original)
+        assert copy.equals(original)
+        mine = {b.address for col in copy.columns for ch in col.chunks for b in ch.buffers() if b}
+        theirs = {
+            b.address for col in original.columns for ch in col.chunks for b in ch.buffers() if b
+        }
+        assert not mine & theirs
+    assert heap_copy(sliced).get_total_buffer_size() < table.get_total_buffer_size()
