@@ -49,21 +49,27 @@ class ReplicateProbes:
             }
             self.sampler = Sampler(probes, interval_s, clock)
 
-    def _settled_read(self, wait_s: float = 2.0, step_s: float = 0.1) -> Any:
-        """The store's stats once usage stops falling (at most ``wait_s``).
+    def _settled_read(self, wait_s: float = 2.0, step_s: float = 0.1, steady: int = 3) -> Any:
+        """The store's stats once usage has stopped falling for ``steady`` readings in a
+        row (at most ``wait_s``).
 
-        Objects released before the replicate are freed asynchronously; read as
-        the baseline while still going, their frees during the run would hide the
-        run's own usage (a peak of 0 was measured that way).
+        Objects released before the replicate are freed asynchronously, in batches;
+        read as the baseline while still going, their frees during the run would
+        hide the run's own usage (a peak of 0 was measured that way). One reading
+        that did not fall can sit between two batches of frees, hence ``steady``.
         """
         deadline = time.monotonic() + wait_s
         last = self._read()
+        calm = 0
         while last is not None and time.monotonic() < deadline:
             time.sleep(step_s)
             now = self._read()
-            if now is None or now.used_bytes >= last.used_bytes:
-                return last if now is None else now
+            if now is None:
+                return last
+            calm = calm + 1 if now.used_bytes >= last.used_bytes else 0
             last = now
+            if calm >= steady:
+                break
         return last
 
     def _read(self) -> Any:

@@ -29,7 +29,7 @@ def test_baseline_waits_for_the_store_to_stop_freeing() -> None:
 
     from harness.probes import ReplicateProbes
 
-    readings = iter([500, 300, 120, 120, 90])
+    readings = iter([500, 300, 120, 120, 90, 90, 90, 90])
 
     class Fake(ReplicateProbes):
         def __init__(self) -> None:  # no Ray: only the settling logic
@@ -38,8 +38,9 @@ def test_baseline_waits_for_the_store_to_stop_freeing() -> None:
         def _read(self) -> SimpleNamespace:
             return SimpleNamespace(used_bytes=next(readings))
 
-    # Still falling (500 -> 300 -> 120), then steady: the steady value is the base.
-    assert Fake()._settled_read(wait_s=5.0, step_s=0.0).used_bytes == 120
+    # Falling, a pause between two batches of frees (120, 120), falling again, then
+    # steady for three readings: the steady value is the base, not the pause.
+    assert Fake()._settled_read(wait_s=5.0, step_s=0.0).used_bytes == 90
     # No time to wait: the first reading stands.
     readings = iter([500, 400, 300])
     assert Fake()._settled_read(wait_s=0.0, step_s=0.0).used_bytes == 500
