@@ -32,6 +32,7 @@ from harness.validation.phases import (
     check_observer,
     check_slowdown,
     check_stall,
+    knob_override,
     run_interleaved,
 )
 
@@ -108,8 +109,8 @@ def validate(
         conditions = {
             "base": [],
             "off": ["measurement.samplers=false"],
-            "slow10": [f"testing.slowdown_us_per_line={knobs.knob_10:.6g}"],
-            "slow20": [f"testing.slowdown_us_per_line={knobs.knob_20:.6g}"],
+            "slow10": [knob_override(knobs.knob_10)],
+            "slow20": [knob_override(knobs.knob_20)],
         }
         log(f"saturated: {counts.blocks} interleaved blocks of {list(conditions)}")
         pools = run_interleaved(run_fn, conditions, counts.blocks, counts.block_reps, "saturated")

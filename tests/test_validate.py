@@ -7,7 +7,7 @@ import argparse
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pytest
@@ -19,7 +19,7 @@ from harness.compare import IncompatibleResults, compare
 from harness.results import Replicate, RunResult, ScenarioInfo
 from harness.validate import CHECKS, add_arguments, check_noise, report, validate
 from harness.validation import decide
-from harness.validation.phases import QUICK, Counts, calibrate_knobs
+from harness.validation.phases import FULL, KNOB_TOLERANCE, QUICK, Counts, calibrate_knobs
 
 THR = "throughput.lines_per_s"
 
@@ -219,8 +219,59 @@ def test_calibrated_knobs_reproduce_the_slowdowns_of_the_model() -> None:
 def test_calibration_retries_a_probe_lost_in_noise() -> None:
     model = Model(cv=0.0, per_knob=3e-8)  # the first two probes slow by under 10 %
     knobs = calibrate_knobs(model, QUICK)
-    probes = [c for c in model.calls if c[1]]
-    assert len(probes) == 3 and knobs.probe_slowdown >= 0.10
+    # The unknobbed run, then three probes, each knob three times the last.
+    first = [float(c[1][0].split("=")[1]) if c[1] else 0.0 for c in model.calls[:4]]
+    assert first[0] == 0.0
+    assert first[2] == pytest.approx(3 * first[1], rel=1e-5)
+    assert first[3] == pytest.approx(3 * first[2], rel=1e-5)
+    assert knobs.probe_knob == pytest.approx(first[3], rel=1e-5)
+    assert knobs.probe_slowdown >= 0.10
+
+
+@dataclass
+class AbsorbingModel(Model):
+    """A pipeline bound by another stage until the parse cost overtakes it: a busy-wait
+    first fills idle CPU, so throughput is flat, then falls (not linear in the knob)."""
+
+    headroom: float = 1.35  # parsing alone would run this much faster than the pipeline
+
+    def __call__(self, variant: str, overrides: Sequence[str], replicates: int) -> RunResult:
+        result = super().__call__(variant, overrides, replicates)
+        opts = dict(o.split("=", 1) for o in overrides)
+        knob = float(opts.get("testing.slowdown_us_per_line", 0))
+        parse_bound = 1.0 / (1.0 / (self.t0 * self.headroom) + self.per_knob * knob)
+        thr = min(self.t0, parse_bound)
+        reps = [replace(r, metrics={THR: thr}) for r in result.replicates]
+        return RunResult.create(result.scenario, result.metadata, reps)
+
+    def slowdown(self, knob: float) -> float:
+        parse_bound = 1.0 / (1.0 / (self.t0 * self.headroom) + self.per_knob * knob)
+        return 1.0 - min(self.t0, parse_bound) / self.t0
+
+
+def test_measured_corrections_bring_each_knob_to_its_slowdown() -> None:
+    model = AbsorbingModel(cv=0.0)
+    knobs = calibrate_knobs(model, FULL)
+    # The line through the first probe alone misses (what validate used to run).
+    t_probe = model.t0 * (1.0 - knobs.probe_slowdown)
+    naive = decide.fit_slowdown_knob(model.t0, t_probe, knobs.probe_knob, 0.10)
+    assert abs(model.slowdown(naive) - 0.10) > KNOB_TOLERANCE
+    for fraction, knob in ((0.10, knobs.knob_10), (0.20, knobs.knob_20)):
+        assert abs(model.slowdown(knob) - fraction) <= KNOB_TOLERANCE
+    assert len(knobs.points) > 1
+
+
+def test_interpolated_knob_brackets_monotone_points_and_extends_past_them() -> None:
+    points = [(1.0, 0.05), (2.0, 0.15), (3.0, 0.12), (4.0, 0.30)]
+    # 0.10 lies between (1, 0.05) and (2, 0.15); the dip at 3 is noise, made monotone.
+    assert decide.interpolate_knob(points, 0.10) == pytest.approx(1.5)
+    assert decide.interpolate_knob(points, 0.20) == pytest.approx(3.0 + (0.05 / 0.15))
+    assert decide.interpolate_knob([(2.0, 0.2)], 0.10) == pytest.approx(1.0)
+    # Past the largest slowdown: the 1/T line through it.
+    past = decide.interpolate_knob([(1.0, 0.10)], 0.20)
+    assert past == pytest.approx(decide.fit_slowdown_knob(1.0, 0.90, 1.0, 0.20))
+    with pytest.raises(ValueError, match="cannot be calibrated"):
+        decide.interpolate_knob([(1.0, -0.01)], 0.10)
 
 
 COUNTS = Counts(

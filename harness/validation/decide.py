@@ -24,6 +24,7 @@ __all__ = [
     "cost_pct",
     "cv_pct",
     "fit_slowdown_knob",
+    "interpolate_knob",
     "mask_settings",
     "median_shift",
     "min_replicates_for_test",
@@ -137,6 +138,30 @@ def fit_slowdown_knob(t0: float, t_probe: float, knob_probe: float, fraction: fl
         )
     per_knob = (1.0 / t_probe - 1.0 / t0) / knob_probe
     return fraction / ((1.0 - fraction) * t0 * per_knob)
+
+
+def interpolate_knob(points: Sequence[tuple[float, float]], fraction: float) -> float:
+    """Knob (µs/line) for a ``fraction`` slowdown from measured ``(knob, slowdown)`` points.
+
+    The slowdown is not linear in the knob: while another stage bounds the
+    pipeline, idle CPU absorbs part of the busy-wait, so the line through one probe
+    overshoots small slowdowns. The knob is interpolated linearly between the two
+    measured points (``(0, 0)`` included) that bracket ``fraction``, after making
+    the slowdowns non-decreasing in the knob (noise can swap neighbours); past the
+    largest slowdown measured, :func:`fit_slowdown_knob` extends from that point.
+    """
+    _check_fraction(fraction)
+    pts = sorted((k, s) for k, s in points if k > 0 and math.isfinite(s))
+    if not pts or max(s for _, s in pts) <= 0:
+        raise ValueError("no measured point slowed throughput: the knob cannot be calibrated")
+    knobs = [0.0] + [k for k, _ in pts]
+    slows = list(np.maximum.accumulate([0.0] + [s for _, s in pts]))
+    for i in range(1, len(knobs)):
+        if slows[i] >= fraction and slows[i] > slows[i - 1]:
+            t = (fraction - slows[i - 1]) / (slows[i] - slows[i - 1])
+            return knobs[i - 1] + t * (knobs[i] - knobs[i - 1])
+    k_top, s_top = knobs[-1], slows[-1]
+    return fit_slowdown_knob(1.0, 1.0 - s_top, k_top, fraction)
 
 
 def _check_fraction(fraction: float) -> None:
