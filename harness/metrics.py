@@ -80,7 +80,10 @@ _DEFS = (
         "bytes",
         "lower",
         "Highest object-store usage sampled during the replicate, minus the usage "
-        "sampled just before it started (once earlier frees have settled, at most 2 s).",
+        "sampled just before it started (once earlier frees have settled: three "
+        "readings without a fall, at most 2 s). Usage is the raylet's: it includes "
+        "objects already released but not yet evicted (the raylet frees them in "
+        "batches, by default once a second), so it is above what is referenced.",
         gated=True,
     ),
     MetricDef(

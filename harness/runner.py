@@ -239,8 +239,9 @@ class Runner:
         faults = FaultInjector(scn.faults, self._cluster)
         engine = _engine(scn.parser.engine)
         with engine(cfg, events, self.clock, stall_hook(scn, payload.truth), actors) as pipe:
-            # The clock starts once the actors are up (Pipeline waits for them):
-            # actor start-up is not part of the workload.
+            # The clock starts once the actors are up (Pipeline waits for them) and
+            # the parse workers have started: start-up is not part of the workload.
+            pipe.warm_up()
             origin = self.clock() + 0.2  # lead time so the first batch is not born late
             _subscribe(events, trace, payload, origin)
             probes.start(origin)

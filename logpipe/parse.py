@@ -27,7 +27,7 @@ import pyarrow as pa
 import ray
 
 from logpipe import routing
-from logpipe.batch import Batch, CorruptBatch, decode
+from logpipe.batch import Batch, CorruptBatch, decode, make_batch
 from logpipe.parse_arrow import line_bounds, parse_arrow
 from logpipe.parse_rules import (
     REASONS,
@@ -190,6 +190,15 @@ def output_buffer_bytes(output: pa.Table | list[dict[str, Any]]) -> int:
 
 # Stateless and idempotent, so Ray's default task retries are safe.
 parse_task = ray.remote(parse_and_route)
+
+WARM_UP_LINE = b'127.0.0.1 - - [04/Dec/2026:00:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "-"\n'
+
+
+def warm_up_batch() -> Batch:
+    """A one-line batch for :func:`parse_task` to parse before a measurement, so that
+    its worker processes start and import (pyarrow's lazy pandas import included)
+    before the clock does."""
+    return make_batch(-1, WARM_UP_LINE, 1, 1_796_342_400_000, 1_796_342_400_000)
 
 
 def count_lines(raw: bytes) -> int:

@@ -38,7 +38,7 @@ from logpipe.actors import PipelineActors
 from logpipe.batch import Batch
 from logpipe.detector import DetectorConfig
 from logpipe.events import PipelineEvents
-from logpipe.parse import ParseOptions, ParseStats, parse_task
+from logpipe.parse import ParseOptions, ParseStats, parse_task, warm_up_batch
 from logpipe.routing import validate as validate_sharding
 from logpipe.shard import Counts, ShardAck, merge_totals
 from logpipe.windows import SketchConfig, WindowSpec
@@ -212,6 +212,12 @@ class Pipeline:
         self.outcome.lines_emitted += meta.line_count
         self.events.batch_emitted.fire(batch_id=meta.batch_id, t_s=now, in_flight=self.in_flight)
         return now
+
+    def warm_up(self) -> None:
+        """Parse a one-line batch in ``max_in_flight`` tasks at once and wait, so that the
+        parse workers have started and imported before a measurement starts."""
+        ref = ray.put(warm_up_batch())
+        ray.get([self._parse(ref)[0] for _ in range(self.config.max_in_flight)])
 
     def _parse(self, batch_ref: Any) -> list[Any]:
         """Submit one ``parse_task``: refs to its stats, then one output per shard."""

@@ -28,6 +28,7 @@ from logpipe.windows import (
     WindowSpec,
     aggregate_table,
     pane_closed,
+    warm_up,
 )
 
 Counts = dict[str, dict[str, dict[str, int]]]
@@ -266,6 +267,7 @@ class ShardActor:
         fresh = copy.deepcopy(stall)
         self._ctor = (shard_id, window, detector, sketch, fresh, checkpoint_dir, checkpoint_every)
         self.core = ShardCore(shard_id, window, sketch)
+        warm_up(sketch)
         self.detector = detector
         self.stall = stall
         self.checkpoint_every = max(1, checkpoint_every)

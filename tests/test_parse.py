@@ -534,3 +534,14 @@ def test_parse_task_under_ray(ray_session: None) -> None:
         for svc in table.column("service").to_pylist():
             assert seen.setdefault(svc, i) == i
     assert len(seen) == 7
+
+
+@pytest.mark.parametrize("strategy", ["arrow", "regex"])
+def test_warm_up_batch_is_one_good_line(strategy: str) -> None:
+    from logpipe.parse import warm_up_batch
+
+    batch = warm_up_batch()
+    stats, out = parse_batch(batch, ParseOptions(strategy=strategy))
+    assert (stats.lines, stats.parsed, stats.rejected) == (1, 1, 0)
+    rows = out.to_pylist() if isinstance(out, pa.Table) else out
+    assert rows[0]["event_ms"] == batch.meta.first_event_ms == batch.meta.last_event_ms

@@ -181,3 +181,15 @@ def test_drained_pipeline_holds_nothing_in_the_object_store() -> None:
         reader.close()
     assert held < 0.05 * payload, f"{held} bytes held in the store after the drain"
     assert out.lines_parsed == sum(b.meta.line_count for b in batches)
+
+
+def test_warm_up_parses_outside_the_stream_and_changes_no_count(stream) -> None:
+    cfg, out, _ = run(stream.batches[:6], "by_service", 2)
+    with Pipeline(cfg) as pipe:
+        pipe.warm_up()
+        assert (pipe.outcome.batches, pipe.outcome.lines_parsed, pipe.in_flight) == (0, 0, 0)
+        for b in stream.batches[:6]:
+            pipe.submit(b)
+        warmed = pipe.finish()
+    assert warmed.merged_totals == out.merged_totals
+    assert (warmed.batches, warmed.lines_parsed) == (out.batches, out.lines_parsed)
