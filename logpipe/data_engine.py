@@ -205,6 +205,10 @@ class DataPipeline(Pipeline):
             self._outputs.put(err)
 
     # -- feeding -----------------------------------------------------------
+    def warm_up(self) -> None:
+        """Nothing to do: construction already sent a ping through the whole dataset
+        (parse tasks of the task engine would only start workers it never uses)."""
+
     def submit(self, batch: Batch) -> float:
         """Send one batch; blocks while ``max_in_flight`` batches are unfinished.
 
