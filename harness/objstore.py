@@ -28,6 +28,7 @@ __all__ = [
     "StoreStatsUnavailable",
     "read_store_stats",
     "sampler_accuracy",
+    "wait_for",
 ]
 
 
@@ -172,12 +173,14 @@ def read_store_stats(address: str | None = None) -> StoreStats:
         reader.close()
 
 
-def _wait_for(
+def wait_for(
     reader: StoreStatsReader,
     done: Callable[[StoreStats], bool],
     timeout_s: float,
-    clock: Callable[[], float],
+    clock: Callable[[], float] = time.monotonic,
 ) -> StoreStats:
+    """Read until ``done`` holds or ``timeout_s`` passes; the last reading (the raylet's
+    figure lags released references: it frees objects in batches)."""
     deadline = clock() + timeout_s
     stats = reader.read()
     while not done(stats) and clock() < deadline:
@@ -223,12 +226,12 @@ def _measure(
     expected = n_objects * object_bytes
     refs = [ray.put(np.full(object_bytes, i % 251, dtype=np.uint8)) for i in range(n_objects)]
     # Puts are synchronous, but poll briefly in case the raylet's view lags.
-    during = _wait_for(
+    during = wait_for(
         reader, lambda s: s.used_bytes - before >= expected, settle_timeout_s, clock
     ).used_bytes
     del refs
     gc.collect()
-    after = _wait_for(
+    after = wait_for(
         reader, lambda s: s.used_bytes - before < 0.05 * expected, settle_timeout_s, clock
     ).used_bytes
     if after - before >= 0.05 * expected:

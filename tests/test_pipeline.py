@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
 
 import numpy as np
 import pytest
@@ -143,23 +142,12 @@ def test_journaled_detector_replays_held_panes_and_cuts_a_torn_tail(tmp_path) ->
     third._journal.close()
 
 
-def usage_once_below(reader, limit: int, timeout_s: float = 10.0) -> int:
-    """Store usage once it is under ``limit``, or the last reading at the timeout (the
-    raylet's figure lags the refs dropped by up to about a second)."""
-    deadline = time.monotonic() + timeout_s
-    used = reader.read().used_bytes
-    while used >= limit and time.monotonic() < deadline:
-        time.sleep(0.1)
-        used = reader.read().used_bytes
-    return used
-
-
 def test_drained_pipeline_holds_nothing_in_the_object_store() -> None:
     # Open panes of 20 s hold every row the shards got, and a checkpoint period
     # longer than the stream keeps every batch retained for replay: before rows
     # were copied out of the store and retained batches left it, this held tens of
     # MiB of store memory with nothing in flight.
-    from harness.objstore import StoreStatsReader
+    from harness.objstore import StoreStatsReader, wait_for
 
     cfg = GeneratorConfig(seed=12, batch_lines=10_000)
     batches = generate(cfg, rate.Constant(50_000).line_offsets(4.0)).batches
@@ -172,7 +160,8 @@ def test_drained_pipeline_holds_nothing_in_the_object_store() -> None:
             for b in batches:
                 pipe.submit(b)
             pipe.drain()
-            held = usage_once_below(reader, before + int(0.05 * payload)) - before
+            limit = before + 0.05 * payload
+            held = wait_for(reader, lambda s: s.used_bytes < limit, 10.0).used_bytes - before
             assert pipe.retained == len(batches)  # every batch still kept for a replay
             rows = sum(s["rows"] for s in ray.get([s.summary.remote() for s in pipe.shards]))
             assert rows == sum(b.meta.line_count for b in batches)  # all buffered, none closed
