@@ -61,9 +61,9 @@ __all__ = [
 class ParseOptions:
     """How batches are parsed.
 
-    ``test_slowdown_us_per_line`` is a test-only knob: a busy-wait of that many
-    microseconds per parsed line, used to validate that the harness sees a slower
-    parser. Leave it at 0 for real measurements.
+    ``test_slowdown_us_per_line`` is a test-only knob: that many microseconds of
+    the parsing thread's CPU time spent spinning per parsed line, used to validate
+    that the harness sees a slower parser. Leave it at 0 for real measurements.
     """
 
     strategy: str = "arrow"
@@ -148,7 +148,7 @@ def parse_batch(
         codes_list, records = parse_regex(raw, opts.max_line_bytes)
         codes, out, parsed = np.asarray(codes_list, dtype=np.int8), records, len(records)
     if opts.test_slowdown_us_per_line > 0:
-        _busy_wait(parsed * opts.test_slowdown_us_per_line * 1e-6)
+        _spin_cpu(parsed * opts.test_slowdown_us_per_line * 1e-6)
     stats = _stats(meta.batch_id, raw, bounds, codes, parsed, opts.max_dead_letters, t0)
     return stats, out
 
@@ -278,8 +278,11 @@ def _stats(
     )
 
 
-def _busy_wait(seconds: float) -> None:
-    # Spin rather than sleep: the knob models CPU cost, which must hold the core.
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
+def _spin_cpu(seconds: float) -> None:
+    # Spin rather than sleep: the knob models CPU cost, which must hold the core. The
+    # clock is the thread's CPU time, not the wall: a wall-clock spin that another
+    # process preempts costs less CPU than its length, so on a loaded machine the
+    # same knob slowed the pipeline by different amounts (docs/methodology.md).
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
         pass

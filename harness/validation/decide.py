@@ -23,12 +23,11 @@ __all__ = [
     "aligned_pairs",
     "cost_pct",
     "cv_pct",
-    "fit_slowdown_knob",
-    "interpolate_knob",
     "mask_settings",
     "median_shift",
     "min_replicates_for_test",
     "naive_slowdown_knob",
+    "pooled_knob",
     "rate",
     "replicates_for_change",
     "select_replicates",
@@ -121,47 +120,25 @@ def naive_slowdown_knob(lines_per_s: float, fraction: float, parallel: float) ->
     return 1e6 * parallel * fraction / ((1.0 - fraction) * lines_per_s)
 
 
-def fit_slowdown_knob(t0: float, t_probe: float, knob_probe: float, fraction: float) -> float:
-    """Knob (µs/line) for a ``fraction`` slowdown, from the unknobbed and a probed throughput.
+def pooled_knob(points: Sequence[tuple[float, float]], fraction: float) -> float:
+    """Knob (µs/line) for a ``fraction`` slowdown, fitted to every measured point.
 
-    Model: wall time per line grows linearly with the knob, ``1/T(s) = 1/T0 + b*s``;
-    ``b`` comes from the probe. Raises ``ValueError`` when the probe did not slow the
-    pipeline (``t_probe >= t0``): then the knob cannot be calibrated.
+    ``points`` are measured ``(knob, slowdown)`` pairs. The knob spins the parse
+    task's CPU, so on a saturated pipeline it adds CPU time per line and the
+    model is ``T0 / T(s) = 1 + beta * s``; ``beta`` is the least-squares slope
+    through the origin over all points (each measured against its own
+    unknobbed run). One point's slowdown is as noisy as the throughput, so
+    pooling them, rather than following the two that bracket the target, is
+    what makes more points a better knob. Raises ``ValueError`` when the fit
+    says the knob does not slow the pipeline.
     """
     _check_fraction(fraction)
-    if not (t0 > 0 and t_probe > 0 and knob_probe > 0):
-        raise ValueError("t0, t_probe and knob_probe must be > 0")
-    if t_probe >= t0:
-        raise ValueError(
-            f"the probe knob {knob_probe:.3g} µs/line did not slow throughput "
-            f"({t_probe:.4g} >= {t0:.4g} lines/s)"
-        )
-    per_knob = (1.0 / t_probe - 1.0 / t0) / knob_probe
-    return fraction / ((1.0 - fraction) * t0 * per_knob)
-
-
-def interpolate_knob(points: Sequence[tuple[float, float]], fraction: float) -> float:
-    """Knob (µs/line) for a ``fraction`` slowdown from measured ``(knob, slowdown)`` points.
-
-    The slowdown is not linear in the knob: while another stage bounds the
-    pipeline, idle CPU absorbs part of the busy-wait, so the line through one probe
-    overshoots small slowdowns. The knob is interpolated linearly between the two
-    measured points (``(0, 0)`` included) that bracket ``fraction``, after making
-    the slowdowns non-decreasing in the knob (noise can swap neighbours); past the
-    largest slowdown measured, :func:`fit_slowdown_knob` extends from that point.
-    """
-    _check_fraction(fraction)
-    pts = sorted((k, s) for k, s in points if k > 0 and math.isfinite(s))
-    if not pts or max(s for _, s in pts) <= 0:
+    pts = [(k, s) for k, s in points if k > 0 and math.isfinite(s) and s < 1]
+    excess = sum(k * (1.0 / (1.0 - s) - 1.0) for k, s in pts)
+    if not pts or excess <= 0:
         raise ValueError("no measured point slowed throughput: the knob cannot be calibrated")
-    knobs = [0.0] + [k for k, _ in pts]
-    slows = list(np.maximum.accumulate([0.0] + [s for _, s in pts]))
-    for i in range(1, len(knobs)):
-        if slows[i] >= fraction and slows[i] > slows[i - 1]:
-            t = (fraction - slows[i - 1]) / (slows[i] - slows[i - 1])
-            return knobs[i - 1] + t * (knobs[i] - knobs[i - 1])
-    k_top, s_top = knobs[-1], slows[-1]
-    return fit_slowdown_knob(1.0, 1.0 - s_top, k_top, fraction)
+    beta = excess / sum(k * k for k, _ in pts)
+    return (1.0 / (1.0 - fraction) - 1.0) / beta
 
 
 def _check_fraction(fraction: float) -> None:

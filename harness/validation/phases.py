@@ -22,11 +22,10 @@ from harness.validation.decide import (
     adjacent_pairs,
     aligned_pairs,
     cost_pct,
-    fit_slowdown_knob,
-    interpolate_knob,
     mask_settings,
     median_shift,
     naive_slowdown_knob,
+    pooled_knob,
     rate,
     select_replicates,
     shift_within,
@@ -98,7 +97,7 @@ def check_aa(run: RunFn, counts: Counts) -> tuple[Check, RunResult]:
     return check, pool
 
 
-# A fitted knob whose measured slowdown is within this many points of its target is kept.
+# Calibration stops measuring once a fitted knob lands within this many points of its target.
 KNOB_TOLERANCE = 0.025
 
 
@@ -124,10 +123,11 @@ def calibrate_knobs(run: RunFn, counts: Counts, parallel: float = 2.0) -> Knobs:
     The probe aims at a 30 % slowdown (first guess: the cost lands on ``parallel``
     parse tasks) so that the fit is not made from a change lost in the noise; a
     probe that slows by less than 10 % is retried three times larger, up to three
-    probes. Each fitted knob is then measured (beside an unknobbed run, so drift
-    does not count as slowdown) and corrected by :func:`interpolate_knob` over every
-    point so far, up to ``counts.refine_rounds`` times, until its slowdown is within
-    :data:`KNOB_TOLERANCE` of the target.
+    probes. Then, for each target, the knob :func:`pooled_knob` fits to every point
+    so far is measured (beside an unknobbed run, so drift does not count as
+    slowdown) and becomes a point, up to ``counts.refine_rounds`` times or until one
+    lands within :data:`KNOB_TOLERANCE` of the target. Both knobs returned are the
+    fit over all the points.
     """
     t0 = _median(run("saturated", [], counts.probe_reps))
     knob = naive_slowdown_knob(t0, 0.30, parallel)
@@ -137,23 +137,20 @@ def calibrate_knobs(run: RunFn, counts: Counts, parallel: float = 2.0) -> Knobs:
             break
         knob *= 3.0
     points = [(knob, 1.0 - t_probe / t0)]
-    fitted = {}
     for fraction in (0.10, 0.20):
-        k = fit_slowdown_knob(t0, t_probe, knob, fraction)
         for _ in range(counts.refine_rounds):
+            k = pooled_knob(points, fraction)
             slowed = _median(run("saturated", [knob_override(k)], counts.probe_reps))
             base = _median(run("saturated", [], counts.probe_reps))
             points.append((k, 1.0 - slowed / base))
             if abs(points[-1][1] - fraction) <= KNOB_TOLERANCE:
                 break
-            k = interpolate_knob(points, fraction)
-        fitted[fraction] = k
     return Knobs(
         t0=t0,
         probe_knob=knob,
         probe_slowdown=points[0][1],
-        knob_10=fitted[0.10],
-        knob_20=fitted[0.20],
+        knob_10=pooled_knob(points, 0.10),
+        knob_20=pooled_knob(points, 0.20),
         points=tuple(points),
     )
 
