@@ -19,6 +19,7 @@ from typing import Any
 
 from harness import api
 from harness.console import ProgressReporter, make_console, matrix_table, safe, summary_table
+from harness.raysession import RayStartError
 
 USAGE, INTERRUPTED = 2, 130
 
@@ -363,6 +364,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except CliError as exc:
         return _fail(str(exc))
+    except RayStartError as exc:
+        return _fail(f"cannot start Ray: {exc}")
     except BrokenPipeError:
         # `logbench compare --json | head`: the reader left; not an error of ours.
         sys.stderr.close()

@@ -19,7 +19,6 @@ already decompressed; the pipelines decompress every batch themselves.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import re
@@ -27,7 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from typing import Any
 import psutil
 
 from harness.payload import build_payload
+from harness.raysession import ray_session
 from harness.scenario import (
     GeneratorSpec,
     MeasurementSpec,
@@ -254,32 +254,13 @@ def run_all(
     else:
         results["duckdb"] = PeerResult("duckdb", note="skipped: duckdb not installed (peers extra)")
     results["python"] = measure_local("python", lambda: python_counts(raw), n, replicates)
-    with _ray(best):
+    # One Ray for both pipeline runs (the runner reuses an initialised Ray); a
+    # private local instance, as for `logbench run`.
+    with ray_session(best.ray.num_cpus or os.cpu_count(), best.ray.object_store_memory):
         naive = naive_scenario(lines, replicates, batch_lines)
         results["naive_ray"] = measure_pipeline("naive_ray", naive, calibration)
         results["pipeline"] = measure_pipeline("pipeline", best, calibration)
     return results
-
-
-@contextlib.contextmanager
-def _ray(scenario: Scenario) -> Iterator[None]:
-    """One local Ray for both pipeline runs (the runner reuses an initialised Ray)."""
-    import ray
-
-    if ray.is_initialized():
-        yield
-        return
-    ray.init(
-        num_cpus=scenario.ray.num_cpus or os.cpu_count(),
-        object_store_memory=scenario.ray.object_store_memory,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-    )
-    try:
-        yield
-    finally:
-        ray.shutdown()
 
 
 def ratios(results: dict[str, PeerResult]) -> dict[str, float | None]:

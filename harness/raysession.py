@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,10 @@ from typing import Any
 # advertise (and its dashboard bind to) loopback instead. Applied only to the
 # process that starts Ray, not at import.
 _LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
+class RayStartError(RuntimeError):
+    """Ray could not be started or attached to; the message is one line."""
 
 
 @dataclass(frozen=True)
@@ -53,24 +58,13 @@ def ray_session(
         yield _describe(address=None, started=False)
         return
     handlers = _signal_handlers()
-    cluster = None
-    if simulated_nodes >= 2:
-        cluster = _start_cluster(simulated_nodes, num_cpus, object_store_memory)
-    elif address:
-        ray.init(address=address, log_to_driver=False, configure_logging=False)
-    else:
-        _loopback_only()
-        ray.init(
-            # "local" always starts a private instance: never attach by accident to
-            # another program's Ray found on this machine.
-            address="local",
-            num_cpus=num_cpus,
-            object_store_memory=object_store_memory,
-            include_dashboard=include_dashboard,
-            dashboard_host="127.0.0.1",
-            log_to_driver=False,
-            configure_logging=False,
-        )
+    try:
+        cluster = _start(num_cpus, object_store_memory, address, include_dashboard, simulated_nodes)
+    except Exception as exc:  # Ray raises bare Exception (and others) when it cannot start
+        ray.shutdown()  # whatever part of it did start
+        _restore_signal_handlers(handlers)
+        lines = str(exc).strip().splitlines()
+        raise RayStartError(lines[0] if lines else type(exc).__name__) from exc
     _restore_signal_handlers(handlers)
     try:
         session = _describe(address=address, started=not address)
@@ -86,6 +80,55 @@ def ray_session(
         ray.shutdown()
         if cluster is not None:
             cluster.shutdown()
+
+
+def _start(
+    num_cpus: int | None,
+    object_store_memory: int | None,
+    address: str | None,
+    include_dashboard: bool,
+    simulated_nodes: int,
+) -> Any:
+    """Start or attach to Ray; returns the simulated cluster, if one was started."""
+    import ray
+
+    if simulated_nodes >= 2:
+        return _start_cluster(simulated_nodes, num_cpus, object_store_memory)
+    if address:
+        _check_reachable(address)
+        ray.init(address=address, log_to_driver=False, configure_logging=False)
+        return None
+    _loopback_only()
+    ray.init(
+        # "local" always starts a private instance: never attach by accident to
+        # another program's Ray found on this machine.
+        address="local",
+        num_cpus=num_cpus,
+        object_store_memory=object_store_memory,
+        include_dashboard=include_dashboard,
+        dashboard_host="127.0.0.1",
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    return None
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast when nothing listens at a ``HOST:PORT`` address.
+
+    Ray keeps retrying an unreachable GCS for minutes before it gives up; a
+    mistyped ``--address`` should cost seconds. Other forms (``auto``,
+    ``ray://...``) are left to Ray.
+    """
+    if "://" in address or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not port.isdigit():
+        raise RayStartError(f"address {address!r}: the port must be a number")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise RayStartError(f"nothing answers at {address}: {exc.strerror or exc}") from None
 
 
 def _loopback_only() -> None:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.raysession import ray_session
 from harness.results import RunResult, capture_metadata
 from harness.validation.decide import Check, cv_pct, replicates_for_change
 from harness.validation.phases import (
@@ -160,9 +161,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """``logbench validate``: 0 every check passed, 1 a check failed, 2 Ray did not start."""
-    import ray
-
+    """``logbench validate``: 0 every check passed, 1 a check failed (2 from the CLI when
+    Ray does not start)."""
     from harness import api
     from harness.calibration import calibrate
     from harness.objstore import sampler_accuracy
@@ -174,27 +174,12 @@ def run(args: argparse.Namespace) -> int:
         (planned,) = api.plan(SCENARIO, variant, list(overrides), replicates)
         return api.run_planned(planned, calibration=calibration)
 
-    owned = not ray.is_initialized()
-    if owned:
-        # One Ray for every run: the runner reuses it instead of paying start-up each time.
-        try:
-            ray.init(
-                num_cpus=2,
-                object_store_memory=256 * MiB,
-                include_dashboard=False,
-                log_to_driver=False,
-                configure_logging=False,
-            )
-        except Exception as exc:  # Ray raises bare Exception when its node cannot start
-            print(f"logbench: error: cannot start Ray: {str(exc).splitlines()[0]}", file=sys.stderr)
-            return 2
-    try:
+    # One Ray for every run: the runner reuses it instead of paying start-up each time.
+    # (A start failure is RayStartError: one line and exit 2 from the CLI.)
+    with ray_session(num_cpus=2, object_store_memory=256 * MiB):
         checks = validate(
             run_fn, QUICK if args.quick else FULL, sampler_accuracy, args.only or CHECKS, _log
         )
-    finally:
-        if owned:
-            ray.shutdown()
     meta = _machine(calibration)
     doc = report(checks, meta, args.quick, time.monotonic() - started)
     _print(checks)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -151,6 +152,16 @@ def test_invalid_settings_one_line_exit_2_nothing_written(
     out = tmp_path / "out"
     proc = cli("run", "scenarios/smoke.py", "--out", str(out), *args)
     assert_one_line_error(proc, needle)
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_unreachable_address_fails_fast_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as sock:  # a port nothing listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = tmp_path / "out"
+    proc = cli("run", "scenarios/smoke.py", "--out", str(out), "--address", f"127.0.0.1:{port}")
+    assert_one_line_error(proc, f"cannot start Ray: nothing answers at 127.0.0.1:{port}")
     assert not out.exists() or not any(out.iterdir())
 
 
