@@ -15,12 +15,13 @@ import numpy as np
 from scipy import stats as sps
 
 from harness.results import RunResult
-from harness.stats import clean, min_p_reachable
+from harness.stats import bootstrap_ci_ratio, clean, min_p_reachable
 
 __all__ = [
     "Check",
     "adjacent_pairs",
     "aligned_pairs",
+    "cost_ci_pct",
     "cost_pct",
     "cv_pct",
     "mask_settings",
@@ -168,6 +169,16 @@ def cost_pct(with_cost: Sequence[float | None], without: Sequence[float | None])
     if on.size == 0 or off.size == 0 or np.median(off) == 0:
         return math.nan
     return float(100.0 * (1.0 - np.median(on) / np.median(off)))
+
+
+def cost_ci_pct(
+    with_cost: Sequence[float | None], without: Sequence[float | None]
+) -> tuple[float, float]:
+    """90 % bootstrap interval of :func:`cost_pct` (NaNs when a side is empty)."""
+    if not clean(with_cost).size or not clean(without).size:
+        return (math.nan, math.nan)
+    lo, hi = bootstrap_ci_ratio(without, with_cost)  # of median(with) / median(without) - 1
+    return (-100.0 * hi, -100.0 * lo)
 
 
 def cv_pct(values: Sequence[float | None]) -> float:
