@@ -249,7 +249,7 @@ class _Columns:
     bytes: np.ndarray
     latency: np.ndarray
     user_code: np.ndarray
-    user_hash: np.ndarray
+    user_hash: np.ndarray  # of each name in user_names
     user_names: np.ndarray  # object array of str, indexed by user_code
 
 
@@ -275,14 +275,28 @@ def _user_key(table: pa.Table) -> pa.Array:
     return pc.if_else(missing, pc.fill_null(_as_array(table.column("ip")), NULL_USER), user)
 
 
+def _dense_enough(size: int, n: int) -> bool:
+    # A bincount over ``size`` slots beats a sort of ``n`` codes up to about this size.
+    return size <= 4 * n + 4096
+
+
 def _compact(codes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Renumber ``codes`` in ``[0, size)`` to dense group ids: (ids, code of each id)."""
-    if size <= 4 * len(codes) + 4096:
+    if _dense_enough(size, len(codes)):
         present = np.bincount(codes, minlength=size) > 0
         remap = np.cumsum(present) - 1
         return remap[codes], np.flatnonzero(present)
     uniq, inverse = np.unique(codes, return_inverse=True)
     return inverse.reshape(-1), uniq
+
+
+def _count_codes(codes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct ``codes`` in ``[0, size)``, ascending, and how often each occurs."""
+    if _dense_enough(size, len(codes)):
+        counts = np.bincount(codes, minlength=size)
+        uniq = np.flatnonzero(counts)
+        return uniq, counts[uniq]
+    return np.unique(codes, return_counts=True)
 
 
 def _key_stats(groups: np.ndarray, n: int, cols: _Columns, cfg: SketchConfig) -> list[KeyStats]:
@@ -292,10 +306,14 @@ def _key_stats(groups: np.ndarray, n: int, cols: _Columns, cfg: SketchConfig) ->
     s5 = np.bincount(groups[cols.is_5xx], minlength=n).tolist()
     denied = np.bincount(groups[cols.denied], minlength=n).tolist()
     nbytes = np.zeros(n, dtype=np.int64)
-    np.add.at(nbytes, groups, cols.bytes)
+    np.add.at(nbytes, groups, cols.bytes)  # exact: a float bincount would round large sums
     lat = quantile_sketches_by_group(cols.latency, groups, n, cfg.rel_accuracy)
-    hll = distinct_sketches_by_group(cols.user_hash, groups, n, cfg.hll_precision)
-    top = _users_by_group(groups, n, cols, cfg.heavy_hitters)
+    # Both user summaries read the distinct (group, user) pairs, not the rows: a
+    # distinct-count sketch is the same whatever the repeats, and there are far
+    # fewer pairs than rows (users repeat within a pane).
+    grp, user, counts = _user_pairs(groups, n, cols)
+    hll = distinct_sketches_by_group(cols.user_hash[user], grp, n, cfg.hll_precision)
+    top = heavy_hitters_by_group(counts, grp, cols.user_names, n, cfg.heavy_hitters, user)
     b = nbytes.tolist()
     return [
         KeyStats(requests[i], s4[i], s5[i], denied[i], b[i], lat[i], hll[i], top[i])
@@ -303,14 +321,22 @@ def _key_stats(groups: np.ndarray, n: int, cols: _Columns, cfg: SketchConfig) ->
     ]
 
 
+def _user_pairs(
+    groups: np.ndarray, n: int, cols: _Columns, rows: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (group, user code) pairs over ``rows`` (all when None), with their counts."""
+    users = cols.user_code if rows is None else cols.user_code[rows]
+    n_users = max(len(cols.user_names), 1)
+    uniq, counts = _count_codes(groups * n_users + users, n * n_users)
+    grp, user = np.divmod(uniq, n_users)
+    return grp, user, counts
+
+
 def _users_by_group(
     groups: np.ndarray, n: int, cols: _Columns, capacity: int, rows: np.ndarray | None = None
 ) -> list[HeavyHitters]:
     """Per-group heavy hitters of the user key (over ``rows`` when given)."""
-    users = cols.user_code if rows is None else cols.user_code[rows]
-    n_users = max(len(cols.user_names), 1)
-    uniq, counts = np.unique(groups * n_users + users, return_counts=True)
-    grp, user = np.divmod(uniq, n_users)
+    grp, user, counts = _user_pairs(groups, n, cols, rows)
     return heavy_hitters_by_group(counts, grp, cols.user_names, n, capacity, key_codes=user)
 
 
@@ -318,18 +344,22 @@ def _decode(table: pa.Table, pane_ms: int) -> tuple[np.ndarray, _Columns]:
     ev = _as_array(table.column("event_ms"))
     if ev.null_count:
         raise ValueError("event_ms: null event times cannot be placed in a pane")
-    panes, pane_code = np.unique(ev.to_numpy() // pane_ms, return_inverse=True)
+    pane_of = ev.to_numpy() // pane_ms
+    first = int(pane_of.min())
+    # Panes of one table are a short run of consecutive numbers: no sort needed.
+    pane_code, present = _compact(pane_of - first, int(pane_of.max()) - first + 1)
+    panes = present + first
     user_code, user_names = _encode(_user_key(table), NULL_USER)
     status = pc.fill_null(_as_array(table.column("status")), 0).to_numpy()
     cols = _Columns(
-        pane_code=pane_code.reshape(-1).astype(np.int64),
+        pane_code=pane_code.astype(np.int64, copy=False),
         is_4xx=(status >= 400) & (status < 500),
         is_5xx=(status >= 500) & (status < 600),
         denied=(status == DENIED_STATUSES[0]) | (status == DENIED_STATUSES[1]),
         bytes=pc.fill_null(_as_array(table.column("bytes")), 0).to_numpy().astype(np.int64),
         latency=_as_array(table.column("latency_s")).to_numpy(zero_copy_only=False),
         user_code=user_code,
-        user_hash=hash_strings(user_names)[user_code],
+        user_hash=hash_strings(user_names),
         user_names=user_names.to_numpy(zero_copy_only=False),
     )
     return panes, cols
