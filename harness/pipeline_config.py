@@ -28,6 +28,7 @@ def pipeline_config(scn: Any) -> PipelineConfig:
         max_in_flight=scn.max_in_flight,
         parse_num_cpus=parser.cpus_per_task,
         spread_shards=scn.sharding.spread,
+        keep_freed_memory=scn.ray.keep_freed_memory,
         state_dir=scn.ray.state_dir,
     )
 

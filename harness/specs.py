@@ -344,6 +344,9 @@ class RaySpec(Spec):
     # Checkpoints and journals (None: a temp directory on the driver's disk); on a
     # real cluster a shared filesystem path mounted on every node (docs/cluster.md).
     state_dir: str | None = field(default=None, metadata=meta(optional(_absolute_path)))
+    # Parse workers and shard actors keep freed memory for reuse instead of returning
+    # it to the kernel between batches (logpipe/allocator.py).
+    keep_freed_memory: bool = field(default=True, metadata=meta(boolean))
 
     def _validate(self) -> None:
         if self.simulated_nodes == 1:

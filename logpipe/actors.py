@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import ray
 
 from logpipe.alerting import AlertingActor
+from logpipe.allocator import worker_options
 from logpipe.detector import DetectorConfig
 from logpipe.detector_actor import DetectorActor
 from logpipe.named import ActorName
@@ -168,7 +169,11 @@ class PipelineActors:
         strategy = "SPREAD" if config.spread_shards else "DEFAULT"
         self.shards: list[Any] = [
             ray.remote(ShardActor)
-            .options(scheduling_strategy=strategy, **restart)
+            .options(
+                scheduling_strategy=strategy,
+                **restart,
+                **worker_options(config.keep_freed_memory),
+            )
             .remote(
                 i,
                 config.window,

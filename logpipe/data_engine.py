@@ -66,6 +66,7 @@ from ray.data.datasource import Datasource, ReadTask
 from ray.util.queue import Queue
 
 from logpipe.actors import PipelineActors
+from logpipe.allocator import worker_options
 from logpipe.batch import Batch
 from logpipe.events import PipelineEvents
 from logpipe.parse import ParseOptions, parse_and_route
@@ -191,6 +192,7 @@ class DataPipeline(Pipeline):
             zero_copy_batch=True,
             compute=ray.data.TaskPoolStrategy(size=cfg.max_in_flight),
             num_cpus=cfg.parse_num_cpus,
+            **worker_options(cfg.keep_freed_memory),
         )
         _configure(ds.context)
         return ds

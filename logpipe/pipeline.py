@@ -35,6 +35,7 @@ from typing import Any
 import ray
 
 from logpipe.actors import PipelineActors
+from logpipe.allocator import worker_options
 from logpipe.batch import Batch
 from logpipe.detector import DetectorConfig
 from logpipe.events import PipelineEvents
@@ -57,6 +58,8 @@ class PipelineConfig:
     max_in_flight: int = 8
     parse_num_cpus: float = 1.0
     spread_shards: bool = False
+    # Parse tasks and shard actors keep freed memory for reuse (logpipe/allocator.py).
+    keep_freed_memory: bool = True
     alerts_path: str | None = None
     webhook_url: str | None = None
     max_dead_letters: int = 50
@@ -226,6 +229,7 @@ class Pipeline:
             num_returns=1 + cfg.n_shards,
             num_cpus=cfg.parse_num_cpus,
             max_retries=cfg.parse_max_retries,
+            **worker_options(cfg.keep_freed_memory),
         ).remote(batch_ref, cfg.parse, cfg.sharding, cfg.n_shards)
         return list(refs)
 
