@@ -33,6 +33,7 @@ SUMMARY_METRICS = (
     "lateness.p99_s",
     "shards.imbalance",
     "resources.cpu_busy_fraction",
+    "resources.cpu_us_per_line",
     "integrity.ok",
 )
 

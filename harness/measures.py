@@ -68,6 +68,37 @@ def throughput(records: Sequence[BatchRecord], warmup_s: float) -> dict[str, flo
     }
 
 
+def cpu_seconds_between(
+    t_s: Sequence[float], percent: Sequence[float], lo: float, hi: float
+) -> float:
+    """CPU seconds in ``[lo, hi]`` from a ``resources.cpu_percent`` series.
+
+    Sample ``i`` is the mean rate over ``(t_s[i-1], t_s[i]]`` (100 % = one core), so
+    each interval counts for the part of it inside the window; the first sample's
+    interval has no known start and is left out. NaN with fewer than two samples.
+    """
+    if len(t_s) < 2 or len(t_s) != len(percent):
+        return math.nan
+    total = 0.0
+    for i in range(1, len(t_s)):
+        overlap = min(t_s[i], hi) - max(t_s[i - 1], lo)
+        if overlap > 0:
+            total += overlap * percent[i] / 100.0
+    return total
+
+
+def cpu_us_per_line(
+    cpu: dict[str, list[float]], records: Sequence[BatchRecord], warmup_s: float
+) -> float:
+    """CPU microseconds of the run's processes per line completed in the steady window."""
+    start, end = steady_window(records, warmup_s)
+    lines = sum(r.lines for r in records if r.done_s is not None and r.done_s > start)
+    t, v = cpu.get("t_s", []), cpu.get("values", [])
+    if not lines or not t or t[0] > start or t[-1] < end:
+        return math.nan  # the samples must cover the whole window
+    return 1e6 * cpu_seconds_between(t, v, start, end) / lines
+
+
 def per_second_series(
     records: Sequence[BatchRecord], bin_s: float = 1.0
 ) -> tuple[list[float], list[float]]:

@@ -239,6 +239,17 @@ _DEFS = (
         "machine's CPU time the run used.",
     ),
     MetricDef(
+        "resources.cpu_us_per_line",
+        "us/line",
+        "lower",
+        "CPU time of the driver and every Ray process (the resources.cpu_percent samples, "
+        "each the mean over the interval since the one before) within the steady-state "
+        "window, in microseconds, divided by the lines completed in it: the pipeline's "
+        "cost per line, which does not count time spent waiting for a core. NaN when the "
+        "samples do not cover the window (samplers off, or a window shorter than the "
+        "sample interval).",
+    ),
+    MetricDef(
         "resources.rss_peak_bytes",
         "bytes",
         "lower",

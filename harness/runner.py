@@ -268,6 +268,9 @@ class Runner:
         )
         metrics, extra = self._metrics(ctx, records, outcome, trace, origin, integrity)
         metrics.update(probes.summarize(series))
+        metrics["resources.cpu_us_per_line"] = measures.cpu_us_per_line(
+            series.get("resources.cpu_percent", {}), records, meas.warmup_s
+        )
         metrics.update(_bound_metrics(cfg, payload, trace, metrics["object_store.peak_bytes"]))
         metrics["object_store.leaked_bytes"] = float(leaked) if leaked is not None else math.nan
         self.reporter.replicate_finished(index, metrics)

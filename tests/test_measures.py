@@ -150,3 +150,26 @@ def test_inflight_bound_needs_the_same_batches_and_passes_a_missing_peak() -> No
     m = measures.inflight_bound(2, [10], [40], math.nan)
     assert m["object_store.inflight_bound_bytes"] == 100
     assert math.isnan(m["object_store.peak_over_bound"])
+
+
+def test_cpu_seconds_between_counts_each_interval_inside_the_window() -> None:
+    t = [0.0, 1.0, 2.0, 3.0]
+    pct = [999.0, 100.0, 200.0, 50.0]  # the first sample's interval is unknown: unused
+    assert measures.cpu_seconds_between(t, pct, 0.0, 3.0) == pytest.approx(3.5)
+    # Half of (1, 2] at 200 % and half of (2, 3] at 50 %.
+    assert measures.cpu_seconds_between(t, pct, 1.5, 2.5) == pytest.approx(1.25)
+    assert math.isnan(measures.cpu_seconds_between([0.0], [50.0], 0.0, 1.0))
+
+
+def test_cpu_us_per_line_over_the_steady_window() -> None:
+    recs = [
+        measures.BatchRecord(i, 1_000, 0, 0, 0, planned_s=0.1 * i, done_s=done)
+        for i, done in enumerate([0.5, 1.5, 2.0, 3.0])
+    ]
+    cpu = {"t_s": [0.0, 1.0, 2.0, 3.0], "values": [0.0, 100.0, 100.0, 200.0]}
+    # Window (1.0, 3.0]: 1 s at 100 % + 1 s at 200 % = 3 CPU-s for 3 000 lines.
+    assert measures.cpu_us_per_line(cpu, recs, warmup_s=1.0) == pytest.approx(1_000.0)
+    # Samples that stop before the window ends cannot price it.
+    short = {"t_s": [0.0, 1.0, 2.0], "values": [0.0, 100.0, 100.0]}
+    assert math.isnan(measures.cpu_us_per_line(short, recs, warmup_s=1.0))
+    assert math.isnan(measures.cpu_us_per_line({}, recs, warmup_s=1.0))
