@@ -164,6 +164,7 @@ class Runner:
         if actors is not None:
             actors.wait_ready()  # not while the first calibration burst runs
         settle = cal.burst if cal is not None else (lambda: None)
+        self._warm_pass(ctx, actors)
         for index in range(ctx.scenario.measurement.replicates):
             if self.stop.is_set():
                 break
@@ -171,6 +172,35 @@ class Runner:
                 settle()
             out.append(self._replicate(ctx, index, actors, settle))
         return out
+
+    def _warm_pass(self, ctx: RunContext, actors: PipelineActors | None) -> None:
+        """Push the payload's first ``measurement.warmup_pass_lines`` lines through the
+        reused actors as fast as they take them, unmeasured, then reset them.
+
+        A process's first real batches cost more than later ones: its heap grows to its
+        working size (page faults), caches and lazily built state fill. Without this the
+        first replicate ran at about 0.7x the others (docs/methodology.md, "Warm-up"),
+        which widened every run's spread. Runs without reused actors (fault scenarios,
+        which start fresh ones per replicate) skip it.
+        """
+        limit = ctx.scenario.measurement.warmup_pass_lines
+        if actors is None or limit <= 0:
+            return
+        batches, lines = [], 0
+        for batch in ctx.payload.batches:
+            if lines >= limit:
+                break
+            batches.append(batch)
+            lines += batch.meta.line_count
+        engine = _engine(ctx.scenario.parser.engine)
+        cfg = pipeline_config(ctx.scenario)
+        with engine(cfg, PipelineEvents(), self.clock, None, actors) as pipe:
+            pipe.warm_up()
+            for batch in batches:
+                if self.stop.is_set():
+                    return
+                pipe.submit(batch)
+            pipe.finish()
 
     def _search(self) -> RunResult:
         """Maximum sustainable rate: one Ray session, one probe run per rate, then the

@@ -375,6 +375,9 @@ class MeasurementSpec(Spec):
 
     _path: ClassVar[str] = "measurement"
     warmup_s: float = field(default=2.0, metadata=meta(number(0)))
+    # Before the first replicate, up to this many of the payload's lines go through
+    # the pipeline unmeasured, as fast as it takes them (0: none); see runner._warm_pass.
+    warmup_pass_lines: int = field(default=1_000_000, metadata=meta(integer(0)))
     replicates: int = field(default=5, metadata=meta(_at_least_one))
     sample_interval_s: float = field(default=0.25, metadata=meta(_positive))
     # None: IN_FLIGHT_PER_TASK x parser.parallelism (see Scenario.max_in_flight)

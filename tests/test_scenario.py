@@ -358,6 +358,7 @@ def test_shipped_set_is_complete() -> None:
         "max_throughput",
         "faults",
         "validation",
+        "allocator",
     }
     assert {p.stem for p in SHIPPED} == expected
 
