@@ -223,13 +223,15 @@ def measure_local(name: str, fn: Callable[[], Any], lines: int, replicates: int)
     return out
 
 
-def measure_pipeline(name: str, scenario: Scenario, calibration: dict[str, Any]) -> PeerResult:
+def measure_pipeline(
+    name: str, scenario: Scenario, calibration: dict[str, Any], reporter: Any = None
+) -> PeerResult:
     """Run a scenario through the library API; one sample per complete replicate."""
     from harness import api
 
     planned = api.Planned(module="harness/peers.py", variant=name, scenario=scenario)
     cpu0 = psutil.cpu_times()
-    result = api.run_planned(planned, calibration=calibration)
+    result = api.run_planned(planned, calibration=calibration, reporter=reporter)
     out = PeerResult(name, result.metric_values("throughput.lines_per_s"))
     busy = result.metric_values("resources.cpu_busy_fraction")
     out.cpu_busy = busy or [busy_fraction(cpu0, psutil.cpu_times())]
@@ -238,29 +240,62 @@ def measure_pipeline(name: str, scenario: Scenario, calibration: dict[str, Any])
     return out
 
 
+def interleaving_reporter(before_each: Callable[[], None]) -> Any:
+    """A runner reporter that calls ``before_each`` as each replicate starts (before its
+    clock does), so that a peer's replicates alternate with the pipeline's."""
+    from harness.runner import NullReporter  # imports Ray: only when measuring
+
+    class Interleave(NullReporter):
+        def replicate_started(self, index: int, total: int, planned_s: float) -> None:
+            before_each()
+
+    return Interleave()
+
+
 def run_all(
     lines: int, replicates: int, calibration: dict[str, Any], batch_lines: int = BATCH_LINES
 ) -> dict[str, PeerResult]:
-    """Measure every implementation on the same generated input."""
+    """Measure every implementation on the same generated input.
+
+    DuckDB and the pipeline alternate, one replicate each (D P D P ...): the machine's
+    speed drifts by more than their difference within minutes (docs/performance.md),
+    and alternating makes the drift hit both alike. Plain Python and the naive design,
+    an order of magnitude slower, run one after the other before them.
+    """
     best = best_scenario(lines, replicates, batch_lines)
     raw = raw_text(best)
     n = raw.count(b"\n")
-    results: dict[str, PeerResult] = {}
-    if duckdb_available():
-        with tempfile.TemporaryDirectory(prefix="logbench-peers-") as tmp:
-            path = Path(tmp) / "access.log"
-            path.write_bytes(raw)
-            results["duckdb"] = measure_local("duckdb", lambda: duckdb_counts(path), n, replicates)
-    else:
-        results["duckdb"] = PeerResult("duckdb", note="skipped: duckdb not installed (peers extra)")
-    results["python"] = measure_local("python", lambda: python_counts(raw), n, replicates)
-    # One Ray for both pipeline runs (the runner reuses an initialised Ray); a
-    # private local instance, as for `logbench run`.
-    with ray_session(best.ray.num_cpus or os.cpu_count(), best.ray.object_store_memory):
-        naive = naive_scenario(lines, replicates, batch_lines)
-        results["naive_ray"] = measure_pipeline("naive_ray", naive, calibration)
-        results["pipeline"] = measure_pipeline("pipeline", best, calibration)
+    duck = PeerResult("duckdb")
+    results: dict[str, PeerResult] = {"duckdb": duck}
+    with tempfile.TemporaryDirectory(prefix="logbench-peers-") as tmp:
+        path = Path(tmp) / "access.log"
+        path.write_bytes(raw)
+
+        def duck_once() -> None:
+            rate, busy = timed(lambda: duckdb_counts(path), n)
+            duck.lines_per_s.append(rate)
+            duck.cpu_busy.append(busy)
+
+        reporter = interleaving_reporter(duck_once) if duckdb_available() else None
+        if reporter is None:
+            duck.note = "skipped: duckdb not installed (peers extra)"
+        results["python"] = measure_local("python", lambda: python_counts(raw), n, replicates)
+        # One Ray for both pipeline runs (the runner reuses an initialised Ray); a
+        # private local instance, as for `logbench run`.
+        with ray_session(best.ray.num_cpus or os.cpu_count(), best.ray.object_store_memory):
+            naive = naive_scenario(lines, replicates, batch_lines)
+            results["naive_ray"] = measure_pipeline("naive_ray", naive, calibration)
+            results["pipeline"] = measure_pipeline("pipeline", best, calibration, reporter)
     return results
+
+
+def pair_ratios(results: dict[str, PeerResult], peer: str = "duckdb") -> list[float]:
+    """Pipeline over ``peer``, replicate by replicate, for a peer that alternated with it
+    (empty unless both have the same number of replicates)."""
+    ours, theirs = results["pipeline"].lines_per_s, results[peer].lines_per_s
+    if len(ours) != len(theirs):
+        return []
+    return [a / b for a, b in zip(ours, theirs) if b > 0]
 
 
 def ratios(results: dict[str, PeerResult]) -> dict[str, float | None]:
@@ -283,6 +318,8 @@ def to_json(
         "lines_per_s": {k: r.lines_per_s for k, r in results.items()},
         "median_lines_per_s": {k: r.median for k, r in results.items()},
         "ratios": ratios(results),
+        # DuckDB alternated with the pipeline: the ratio of each pair of replicates.
+        "pair_ratios": {"duckdb": pair_ratios(results)},
         "cpu_busy": {k: r.cpu_busy for k, r in results.items()},
         "notes": {k: r.note for k, r in results.items() if r.note},
     }
@@ -344,7 +381,11 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     results = run_all(args.lines, args.replicates, calibrate(), args.batch_lines)
-    Console().print(render(results))
+    console = Console()
+    console.print(render(results))
+    pairs = pair_ratios(results)
+    if pairs:
+        console.print(f"pipeline / duckdb, alternating replicates: {_fmt(pairs, spec='.2f')}x")
     if args.json is not None:
         body = to_json(results, args.lines, args.batch_lines)
         args.json.write_text(json.dumps(body, indent=2) + "\n")
@@ -358,7 +399,9 @@ __all__ = [
     "best_scenario",
     "busy_fraction",
     "duckdb_counts",
+    "interleaving_reporter",
     "naive_scenario",
+    "pair_ratios",
     "python_counts",
     "raw_text",
     "render",

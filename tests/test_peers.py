@@ -83,7 +83,26 @@ def test_busy_fraction_and_ratios() -> None:
     assert out["ratios"] == {"duckdb": 2.0, "python": 8.0, "naive_ray": None}
     assert out["lines_per_s"]["duckdb"] == [100.0, 300.0, 200.0]
     assert out["notes"] == {"naive_ray": "no complete replicate"}
+    assert out["pair_ratios"] == {"duckdb": []}  # 2 pipeline replicates against 3: no pairs
     assert peers.render(results).row_count == 4
+
+
+def test_pair_ratios_divide_replicate_by_replicate() -> None:
+    results = {
+        "duckdb": peers.PeerResult("duckdb", [100.0, 200.0, 400.0]),
+        "pipeline": peers.PeerResult("pipeline", [150.0, 200.0, 200.0]),
+    }
+    assert peers.pair_ratios(results) == pytest.approx([1.5, 1.0, 0.5])
+
+
+def test_interleaving_reporter_runs_the_peer_as_each_replicate_starts() -> None:
+    calls: list[int] = []
+    reporter = peers.interleaving_reporter(lambda: calls.append(len(calls)))
+    for index in range(3):
+        reporter.replicate_started(index, 3, 1.0)
+        reporter.progress(index, 0.5, 10, 0)  # the other callbacks do nothing
+        reporter.replicate_finished(index, {})
+    assert calls == [0, 1, 2]
 
 
 def test_cli_rejects_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
