@@ -17,7 +17,7 @@ from harness.results import RunResult, write_result
 from harness.scenario import Matrix, Scenario, ScenarioError, load_scenario_module
 
 if TYPE_CHECKING:
-    from harness.runner import Reporter
+    from harness.reporter import Reporter
 
 DEFAULT_OUT = Path("results/runs")
 

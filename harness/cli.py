@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from harness import api
-from harness.console import ProgressReporter, make_console, matrix_table, safe, summary_table
+from harness.console import (
+    ProgressReporter,
+    make_console,
+    matrix_table,
+    noise_line,
+    safe,
+    summary_table,
+)
 from harness.raysession import RayStartError
 
 USAGE, INTERRUPTED = 2, 130
@@ -95,6 +102,9 @@ def _run_all(args: argparse.Namespace, planned: list[api.Planned]) -> list[tuple
             result = api.run_planned(item, args.address, reporter, stop)
             path = api.save(result, args.out)
             console.print(summary_table(label, result.summary))
+            noise = noise_line(result.metric_values("throughput.lines_per_s"))
+            if noise:
+                console.print(noise)
             if not result.complete:
                 console.print("[yellow]interrupted: partial result saved, marked incomplete")
             console.print(f"result: {path}")

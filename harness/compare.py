@@ -45,7 +45,10 @@ DEFAULT_TOLERANCE = 0.05
 IGNORED_SETTINGS: tuple[str, ...] = (
     "ray.address",
     "measurement.replicates",
+    "measurement.detect_change_pct",
+    "measurement.max_replicates",
     "measurement.warmup_s",
+    "measurement.warmup_pass_lines",
     "description",
     "thresholds",
 )

@@ -17,6 +17,8 @@ from rich.table import Table
 from rich.text import Text
 
 from harness import metrics as metric_defs
+from harness.power import detectable_change, min_replicates_for_test
+from harness.stats import cv
 
 SUMMARY_METRICS = (
     "throughput.lines_per_s",
@@ -155,6 +157,20 @@ def matrix_table(rows: Iterable[tuple[str, Mapping[str, Mapping[str, Any]]]]) ->
         cells = [fmt(summary.get(c, {}).get("median"), metric_defs.get(c).unit) for c in cols]
         table.add_row(safe(name), *cells)
     return table
+
+
+def noise_line(values: Sequence[float]) -> str | None:
+    """What a run's replicates can tell apart: throughput CV and the smallest change
+    their count detects against as many again (90 % power, alpha 0.05)."""
+    if len(values) < 2:
+        return None
+    spread = cv(values)
+    smallest = detectable_change(spread, len(values))
+    head = f"throughput CV {100 * spread:.1f} % over {len(values)} replicates: "
+    if smallest is None:
+        floor = min_replicates_for_test(0.05)
+        return head + f"too few to call any change significant (need {floor} or more)"
+    return head + f"a change of {100 * smallest:.1f} % or more is detected (90 % power)"
 
 
 def make_console(stream: TextIO | None = None) -> Console:

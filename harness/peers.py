@@ -35,6 +35,7 @@ import psutil
 
 from harness.payload import build_payload
 from harness.raysession import ray_session
+from harness.reporter import NullReporter
 from harness.scenario import (
     GeneratorSpec,
     MeasurementSpec,
@@ -243,7 +244,6 @@ def measure_pipeline(
 def interleaving_reporter(before_each: Callable[[], None]) -> Any:
     """A runner reporter that calls ``before_each`` as each replicate starts (before its
     clock does), so that a peer's replicates alternate with the pipeline's."""
-    from harness.runner import NullReporter  # imports Ray: only when measuring
 
     class Interleave(NullReporter):
         def replicate_started(self, index: int, total: int, planned_s: float) -> None:

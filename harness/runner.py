@@ -12,12 +12,12 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -27,39 +27,18 @@ from harness.faults import FaultInjector
 from harness.integrity import Reference, check, reference_stream
 from harness.payload import Payload, build_payload
 from harness.pipeline_config import pipeline_config, stall_hook
+from harness.power import replicates_wanted
 from harness.probes import ReplicateProbes
 from harness.raysession import ray_session
+from harness.reporter import NullReporter, Reporter
 from harness.results import Replicate, RunResult, ScenarioInfo, capture_metadata
 from logpipe.actors import PipelineActors
 from logpipe.events import PipelineEvents
 from logpipe.oracle import earliest_detections, matches
 from logpipe.pipeline import Pipeline, PipelineConfig
 
-
-class Reporter(Protocol):
-    """Progress callbacks (the CLI's progress bar implements this)."""
-
-    def replicate_started(self, index: int, total: int, planned_s: float) -> None: ...
-
-    def progress(self, index: int, elapsed_s: float, lines: int, alerts: int) -> None: ...
-
-    def alerts(self, index: int, alerts: Sequence[dict[str, Any]]) -> None: ...
-
-    def replicate_finished(self, index: int, metrics: dict[str, float]) -> None: ...
-
-
-class NullReporter:
-    def replicate_started(self, index: int, total: int, planned_s: float) -> None:
-        pass
-
-    def progress(self, index: int, elapsed_s: float, lines: int, alerts: int) -> None:
-        pass
-
-    def alerts(self, index: int, alerts: Sequence[dict[str, Any]]) -> None:
-        pass
-
-    def replicate_finished(self, index: int, metrics: dict[str, float]) -> None:
-        pass
+# The metric whose noise sets the adaptive replicate count (measurement.detect_change_pct).
+ADAPTIVE_METRIC = "throughput.lines_per_s"
 
 
 @dataclass
@@ -107,6 +86,9 @@ class Runner:
         self.clock = clock
         self.calibration = calibration
         self._cluster: Any = None  # a simulated cluster, for remove_node faults
+        # Replicates the run aims for: measurement.replicates, or more when the
+        # adaptive count (measurement.detect_change_pct) asks for them.
+        self._wanted = scenario.measurement.replicates
 
     def run(self) -> RunResult:
         """Build the payload, start Ray, run every replicate, summarise."""
@@ -137,9 +119,7 @@ class Runner:
                     replicates = self._replicates(self._context(payload), cal, actors)
         if cal is not None:
             metadata["calibration"] = cal.result()
-        complete = len(replicates) == scn.measurement.replicates and all(
-            r.complete for r in replicates
-        )
+        complete = len(replicates) >= self._wanted and all(r.complete for r in replicates)
         return RunResult.create(
             ScenarioInfo(scn.name, self.variant, self.module, scn.to_dict()),
             metadata,
@@ -165,12 +145,20 @@ class Runner:
             actors.wait_ready()  # not while the first calibration burst runs
         settle = cal.burst if cal is not None else (lambda: None)
         self._warm_pass(ctx, actors)
-        for index in range(ctx.scenario.measurement.replicates):
+        meas = ctx.scenario.measurement
+        while len(out) < self._wanted:
             if self.stop.is_set():
                 break
-            if index == 0:
+            if not out:
                 settle()
-            out.append(self._replicate(ctx, index, actors, settle))
+            out.append(self._replicate(ctx, len(out), actors, settle))
+            if meas.detect_change_pct is not None:
+                self._wanted = replicates_wanted(
+                    [r.metrics.get(ADAPTIVE_METRIC) for r in out if r.complete],
+                    meas.detect_change_pct / 100.0,
+                    meas.replicates,
+                    meas.max_replicates,
+                )
         return out
 
     def _warm_pass(self, ctx: RunContext, actors: PipelineActors | None) -> None:
@@ -258,7 +246,7 @@ class Runner:
         meas = scn.measurement
         payload = ctx.payload
         total_s = float(payload.planned_s[-1]) if len(payload.planned_s) else 0.0
-        self.reporter.replicate_started(index, meas.replicates, total_s)
+        self.reporter.replicate_started(index, self._wanted, total_s)
         cfg = pipeline_config(scn)
         events = PipelineEvents()
         trace = _Trace()

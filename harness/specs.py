@@ -379,6 +379,13 @@ class MeasurementSpec(Spec):
     # the pipeline unmeasured, as fast as it takes them (0: none); see runner._warm_pass.
     warmup_pass_lines: int = field(default=1_000_000, metadata=meta(integer(0)))
     replicates: int = field(default=5, metadata=meta(_at_least_one))
+    # When set: after `replicates`, keep adding replicates until their throughput's
+    # noise says a change of this many percent is detected (harness/power.py), up
+    # to max_replicates. None: exactly `replicates`.
+    detect_change_pct: float | None = field(
+        default=None, metadata=meta(optional(number(0, above=True, hi=100)))
+    )
+    max_replicates: int = field(default=40, metadata=meta(_at_least_one))
     sample_interval_s: float = field(default=0.25, metadata=meta(_positive))
     # None: IN_FLIGHT_PER_TASK x parser.parallelism (see Scenario.max_in_flight)
     max_in_flight: int | None = field(default=None, metadata=meta(optional(_at_least_one)))
@@ -393,6 +400,11 @@ class MeasurementSpec(Spec):
     )
 
     def _validate(self) -> None:
+        if self.detect_change_pct is not None and self.max_replicates < self.replicates:
+            fail(
+                self._p("max_replicates"),
+                f"must be >= replicates={self.replicates} (got {self.max_replicates})",
+            )
         if not self.search:
             return
         if self.search_low is None or self.search_high is None:

@@ -5,7 +5,9 @@ the kernel, and the next batch faults its pages in again) and on (parse tasks an
 shard actors keep freed memory for reuse; logpipe/allocator.py), above capacity
 (600k lines/s offered for 5 s) at the baseline's pipeline settings: arrow parser,
 2 parse tasks, ``by_service`` x 2. Compare ``throughput.lines_per_s`` and
-``resources.cpu_busy_fraction``; run it twice to see both orders.
+``resources.cpu_us_per_line``; run it twice to see both orders. Each variant runs
+at least 5 replicates and then as many as its own throughput noise says a 5 %
+change needs, up to 12 (``measurement.detect_change_pct``).
 """
 
 from harness.scenario import (
@@ -24,7 +26,9 @@ BASE = Scenario(
     generator=GeneratorSpec(rate=RateSpec.constant(600_000), duration_s=5.0),
     parser=ParserSpec(parallelism=2),
     sharding=ShardingSpec(strategy="by_service", shards=2),
-    measurement=MeasurementSpec(warmup_s=1.0, replicates=3),
+    measurement=MeasurementSpec(
+        warmup_s=1.0, replicates=5, detect_change_pct=5.0, max_replicates=12
+    ),
     thresholds=("integrity.ok == 1",),
 )
 

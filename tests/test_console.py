@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import io
 
-from harness.console import ProgressReporter, fmt, make_console, safe, summary_table
+import numpy as np
+
+from harness.console import (
+    ProgressReporter,
+    fmt,
+    make_console,
+    noise_line,
+    safe,
+    summary_table,
+)
+from harness.power import detectable_change
 
 
 def test_safe_escapes_control_and_escape_sequences() -> None:
@@ -37,3 +47,13 @@ def test_summary_table_renders_known_metrics() -> None:
     console.print(summary_table("smoke", summary))
     assert "throughput.lines_per_s" in out.getvalue()
     assert "1,000" in out.getvalue()
+
+
+def test_noise_line_says_what_the_replicates_can_tell_apart() -> None:
+    values = [100.0, 104.0, 96.0, 101.0, 99.0]
+    line = noise_line(values)
+    assert line is not None and "over 5 replicates" in line
+    smallest = detectable_change(float(np.std(values, ddof=1) / np.mean(values)), 5)
+    assert smallest is not None and f"{100 * smallest:.1f} % or more" in line
+    assert "too few" in (noise_line([100.0, 101.0, 99.0]) or "")  # 3 a side never reach 0.05
+    assert noise_line([100.0]) is None

@@ -46,6 +46,7 @@ def test_metrics_are_measured_not_empty(smoke_result) -> None:
             == m["integrity.lines_parsed"] + m["integrity.lines_rejected"]
         )
         assert m["latency.batch_p99_s"] >= m["latency.batch_p50_s"] > 0
+        assert m["resources.cpu_us_per_line"] > 0
         series = rep.series
         # One throughput bin per second, from 0 to the last completion; the
         # store is sampled (4 per second) for the whole replicate.
@@ -128,3 +129,25 @@ def test_bound_metrics_average_the_completed_batches_and_skip_regex() -> None:
     assert math.isnan(
         _bound_metrics(regex, payload, trace, 30_000.0)["object_store.peak_over_bound"]
     )
+
+
+def test_adaptive_replicates_stop_where_the_noise_says(tmp_path: Path) -> None:
+    from harness.power import replicates_wanted
+
+    (planned,) = api.plan(
+        "scenarios/smoke.py",
+        replicates=2,
+        overrides=["measurement.detect_change_pct=5", "measurement.max_replicates=4"],
+    )
+    result = api.run_planned(planned)
+    values = result.metric_values("throughput.lines_per_s")
+    n = len(values)
+    assert result.complete and 2 <= n <= 4 and len(result.replicates) == n
+
+    def wanted(k: int) -> int:
+        return replicates_wanted(values[:k], 0.05, minimum=2, maximum=4)
+
+    # It went on while the replicates so far asked for more, and stopped once they
+    # did not (or at the maximum).
+    assert all(wanted(k) > k for k in range(2, n))
+    assert n == 4 or wanted(n) <= n

@@ -149,44 +149,6 @@ def test_cost_interval_brackets_the_cost_and_narrows_with_samples() -> None:
     assert all(math.isnan(x) for x in decide.cost_ci_pct([], [1.0]))
 
 
-def test_power_of_the_t_test_matches_known_values() -> None:
-    # Cohen's tables: d = 1, n = 10 per side, alpha .05 two-sided -> power 0.56.
-    assert decide.t_test_power(10, 1.0, 0.05) == pytest.approx(0.56, abs=0.01)
-    # d = 0.5 needs n = 86 per side for 0.90 (Cohen: 85-86).
-    assert decide.t_test_power(86, 0.5, 0.05) >= 0.90 > decide.t_test_power(80, 0.5, 0.05)
-
-
-def test_replicates_for_change() -> None:
-    assert decide.min_replicates_for_test(0.05) == 4  # 2/C(8,4) = 0.029
-    assert decide.replicates_for_change(0.0) == 4
-    quiet, noisy = decide.replicates_for_change(0.02), decide.replicates_for_change(0.05)
-    assert quiet is not None and noisy is not None and 4 <= quiet < noisy
-    # CV equal to the change: d = 1 -> t-test needs 23 per side, /0.955 -> 25.
-    assert noisy == 25
-    assert decide.replicates_for_change(1.0, max_n=50) is None
-
-
-@given(st.floats(0.001, 0.2))
-@settings(max_examples=15, deadline=None)
-def test_more_noise_never_needs_fewer_replicates(cv: float) -> None:
-    a, b = decide.replicates_for_change(cv), decide.replicates_for_change(cv * 1.5)
-    assert a is not None and (b is None or b >= a)
-
-
-def test_power_analysis_agrees_with_a_simulated_mann_whitney() -> None:
-    from scipy.stats import mannwhitneyu
-
-    cv = 0.03
-    n = decide.replicates_for_change(cv)
-    assert n is not None
-    rng = np.random.default_rng(7)
-    hits = sum(
-        mannwhitneyu(rng.normal(1.0, cv, n), rng.normal(0.95, cv, n)).pvalue < 0.05
-        for _ in range(400)
-    )
-    assert hits / 400 >= 0.85  # 0.90 by design; 400 draws leave a few % of slack
-
-
 # --------------------------------------------------------------------------- a model world
 
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from scipy import stats as sps
 
+from harness.power import min_replicates_for_test, replicates_for_change, t_test_power
 from harness.results import RunResult
-from harness.stats import bootstrap_ci_ratio, clean, min_p_reachable
+from harness.stats import bootstrap_ci_ratio, clean
 
 __all__ = [
     "Check",
@@ -35,9 +35,6 @@ __all__ = [
     "shift_within",
     "t_test_power",
 ]
-
-# Mann-Whitney's asymptotic relative efficiency against the t-test for normal data.
-MW_EFFICIENCY = 3.0 / math.pi
 
 
 @dataclass(frozen=True)
@@ -187,52 +184,3 @@ def cv_pct(values: Sequence[float | None]) -> float:
     if x.size < 2 or np.mean(x) == 0:
         return math.nan
     return float(100.0 * np.std(x, ddof=1) / abs(np.mean(x)))
-
-
-# --------------------------------------------------------------------------- power analysis
-
-
-def min_replicates_for_test(alpha: float) -> int:
-    """Fewest replicates per side with which the exact Mann-Whitney test can reach ``alpha``."""
-    n = 1
-    while min_p_reachable(n, n) > alpha:
-        n += 1
-    return n
-
-
-def t_test_power(n: int, effect: float, alpha: float) -> float:
-    """Power of a two-sided two-sample t-test, ``n`` per side, standardised ``effect``."""
-    if n < 2:
-        return 0.0
-    df = 2 * n - 2
-    nc = effect * math.sqrt(n / 2.0)
-    crit = float(sps.t.ppf(1.0 - alpha / 2.0, df))
-    power = float(sps.nct.sf(crit, df, nc) + sps.nct.cdf(-crit, df, nc))
-    if math.isfinite(power):
-        return power
-    # scipy's noncentral t gives NaN for a very large noncentrality; the normal
-    # approximation of the noncentral t is accurate exactly there.
-    return float(sps.norm.cdf((nc - crit) / math.sqrt(1.0 + crit * crit / (2.0 * df))))
-
-
-def replicates_for_change(
-    cv: float, change: float = 0.05, alpha: float = 0.05, power: float = 0.90, max_n: int = 1000
-) -> int | None:
-    """Replicates per side for a ``change`` (relative) to be significant with ``power``.
-
-    ``cv`` is the metric's coefficient of variation (a fraction). The t-test sample
-    size (noncentral t) is inflated by Mann-Whitney's efficiency (3/π) and never
-    below the fewest replicates the exact test needs to reach ``alpha``. ``None``
-    when more than ``max_n`` would be needed.
-    """
-    if not (change > 0 and 0 < alpha < 1 and 0 < power < 1) or not cv >= 0:
-        raise ValueError("need change > 0, 0 < alpha < 1, 0 < power < 1, cv >= 0")
-    floor = min_replicates_for_test(alpha)
-    if cv == 0:
-        return floor
-    effect = change / cv
-    for n in range(2, max_n + 1):
-        if t_test_power(n, effect, alpha) >= power:
-            needed = math.ceil(n / MW_EFFICIENCY)
-            return max(needed, floor) if needed <= max_n else None
-    return None
