@@ -19,9 +19,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.power import replicates_for_change
 from harness.raysession import ray_session
 from harness.results import RunResult, capture_metadata
-from harness.validation.decide import Check, cv_pct, replicates_for_change
+from harness.validation.decide import Check, cv_pct
 from harness.validation.phases import (
     FULL,
     QUICK,

@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from harness.power import min_replicates_for_test, replicates_for_change, t_test_power
 from harness.results import RunResult
 from harness.stats import bootstrap_ci_ratio, clean
 
@@ -26,14 +25,11 @@ __all__ = [
     "cv_pct",
     "mask_settings",
     "median_shift",
-    "min_replicates_for_test",
     "naive_slowdown_knob",
     "pooled_knob",
     "rate",
-    "replicates_for_change",
     "select_replicates",
     "shift_within",
-    "t_test_power",
 ]
 
 
