@@ -90,13 +90,17 @@ def cpu_seconds_between(
 def cpu_us_per_line(
     cpu: dict[str, list[float]], records: Sequence[BatchRecord], warmup_s: float
 ) -> float:
-    """CPU microseconds of the run's processes per line completed in the steady window."""
-    start, end = steady_window(records, warmup_s)
-    lines = sum(r.lines for r in records if r.done_s is not None and r.done_s > start)
+    """CPU microseconds of the run's processes per line completed, over the part of the
+    steady window that the CPU samples cover (they stop up to one interval early)."""
     t, v = cpu.get("t_s", []), cpu.get("values", [])
-    if not lines or not t or t[0] > start or t[-1] < end:
-        return math.nan  # the samples must cover the whole window
-    return 1e6 * cpu_seconds_between(t, v, start, end) / lines
+    if len(t) < 2:
+        return math.nan
+    start, end = steady_window(records, warmup_s)
+    lo, hi = max(start, t[0]), min(end, t[-1])
+    lines = sum(r.lines for r in records if r.done_s is not None and lo < r.done_s <= hi)
+    if hi <= lo or not lines:
+        return math.nan
+    return 1e6 * cpu_seconds_between(t, v, lo, hi) / lines
 
 
 def per_second_series(

@@ -244,10 +244,10 @@ _DEFS = (
         "lower",
         "CPU time of the driver and every Ray process (the resources.cpu_percent samples, "
         "each the mean over the interval since the one before) within the steady-state "
-        "window, in microseconds, divided by the lines completed in it: the pipeline's "
-        "cost per line, which does not count time spent waiting for a core. NaN when the "
-        "samples do not cover the window (samplers off, or a window shorter than the "
-        "sample interval).",
+        "window, as far as the samples cover it, in microseconds, divided by the lines "
+        "completed in that span: the pipeline's cost per line, which does not count time "
+        "spent waiting for a core. NaN without samples (samplers off) or when no batch "
+        "completed in the covered span.",
     ),
     MetricDef(
         "resources.rss_peak_bytes",

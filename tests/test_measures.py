@@ -169,7 +169,10 @@ def test_cpu_us_per_line_over_the_steady_window() -> None:
     cpu = {"t_s": [0.0, 1.0, 2.0, 3.0], "values": [0.0, 100.0, 100.0, 200.0]}
     # Window (1.0, 3.0]: 1 s at 100 % + 1 s at 200 % = 3 CPU-s for 3 000 lines.
     assert measures.cpu_us_per_line(cpu, recs, warmup_s=1.0) == pytest.approx(1_000.0)
-    # Samples that stop before the window ends cannot price it.
+    # Samples that stop before the window ends price the part they cover: (1, 2],
+    # 1 CPU-s for the two batches completed in it (at 1.5 s and 2.0 s).
     short = {"t_s": [0.0, 1.0, 2.0], "values": [0.0, 100.0, 100.0]}
-    assert math.isnan(measures.cpu_us_per_line(short, recs, warmup_s=1.0))
+    assert measures.cpu_us_per_line(short, recs, warmup_s=1.0) == pytest.approx(500.0)
     assert math.isnan(measures.cpu_us_per_line({}, recs, warmup_s=1.0))
+    late = {"t_s": [3.0, 4.0], "values": [100.0, 100.0]}  # nothing completed while sampled
+    assert math.isnan(measures.cpu_us_per_line(late, recs, warmup_s=1.0))
