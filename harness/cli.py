@@ -102,7 +102,10 @@ def _run_all(args: argparse.Namespace, planned: list[api.Planned]) -> list[tuple
             result = api.run_planned(item, args.address, reporter, stop)
             path = api.save(result, args.out)
             console.print(summary_table(label, result.summary))
-            noise = noise_line(result.metric_values("throughput.lines_per_s"))
+            noise = noise_line(
+                result.metric_values("throughput.lines_per_s"),
+                result.metric_values("throughput.offered_lines_per_s"),
+            )
             if noise:
                 console.print(noise)
             if not result.complete:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from statistics import median
 from typing import Any, TextIO
 
 from rich.console import Console
@@ -159,9 +160,11 @@ def matrix_table(rows: Iterable[tuple[str, Mapping[str, Mapping[str, Any]]]]) ->
     return table
 
 
-def noise_line(values: Sequence[float]) -> str | None:
+def noise_line(values: Sequence[float], offered: Sequence[float] = ()) -> str | None:
     """What a run's replicates can tell apart: throughput CV and the smallest change
-    their count detects against as many again (90 % power, alpha 0.05)."""
+    their count detects against as many again (90 % power, alpha 0.05). Below
+    capacity (throughput within 2 % of the offered rate) it says so: there the
+    figure is the schedule's, not the pipeline's."""
     if len(values) < 2:
         return None
     spread = cv(values)
@@ -169,8 +172,15 @@ def noise_line(values: Sequence[float]) -> str | None:
     head = f"throughput CV {100 * spread:.1f} % over {len(values)} replicates: "
     if smallest is None:
         floor = min_replicates_for_test(0.05)
-        return head + f"too few to call any change significant (need {floor} or more)"
-    return head + f"a change of {100 * smallest:.1f} % or more is detected (90 % power)"
+        line = head + f"too few to call any change significant (need {floor} or more)"
+    else:
+        line = head + f"a change of {100 * smallest:.1f} % or more is detected (90 % power)"
+    if offered and math.isclose(median(values), median(offered), rel_tol=0.02):
+        line += (
+            "; below capacity: throughput is the offered rate, so compare latency and "
+            "detection, or a saturating scenario, for the pipeline's speed"
+        )
+    return line
 
 
 def make_console(stream: TextIO | None = None) -> Console:

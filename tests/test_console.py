@@ -57,3 +57,6 @@ def test_noise_line_says_what_the_replicates_can_tell_apart() -> None:
     assert smallest is not None and f"{100 * smallest:.1f} % or more" in line
     assert "too few" in (noise_line([100.0, 101.0, 99.0]) or "")  # 3 a side never reach 0.05
     assert noise_line([100.0]) is None
+    assert "below capacity" not in line
+    assert "below capacity" in (noise_line(values, [100.5, 100.0, 100.0]) or "")
+    assert "below capacity" not in (noise_line(values, [200.0, 200.0]) or "")
