@@ -35,7 +35,7 @@ import psutil
 
 from harness.payload import build_payload
 from harness.raysession import ray_session
-from harness.reporter import NullReporter
+from harness.reporter import NullReporter, Reporter
 from harness.scenario import (
     GeneratorSpec,
     MeasurementSpec,
@@ -225,7 +225,10 @@ def measure_local(name: str, fn: Callable[[], Any], lines: int, replicates: int)
 
 
 def measure_pipeline(
-    name: str, scenario: Scenario, calibration: dict[str, Any], reporter: Any = None
+    name: str,
+    scenario: Scenario,
+    calibration: dict[str, Any],
+    reporter: Reporter | None = None,
 ) -> PeerResult:
     """Run a scenario through the library API; one sample per complete replicate."""
     from harness import api
@@ -241,7 +244,7 @@ def measure_pipeline(
     return out
 
 
-def interleaving_reporter(before_each: Callable[[], None]) -> Any:
+def interleaving_reporter(before_each: Callable[[], None]) -> NullReporter:
     """A runner reporter that calls ``before_each`` as each replicate starts (before its
     clock does), so that a peer's replicates alternate with the pipeline's."""
 

@@ -78,18 +78,20 @@ def detectable_change(
     fewest the exact test needs, so that no change can be detected."""
     if n < min_replicates_for_test(alpha) or not cv >= 0:
         return None
-    effective = n * MW_EFFICIENCY
-    if effective < 2:
+    n_t = math.floor(n * MW_EFFICIENCY)  # the t-test sample size n replicates match
+    if n_t < 2:
         return None
-    lo, hi = 0.0, max(cv, 1e-12)
-    while t_test_power(math.floor(effective), hi / max(cv, 1e-12), alpha) < power:
+    scale = max(cv, 1e-12)
+
+    def detected(change: float) -> bool:
+        return t_test_power(n_t, change / scale, alpha) >= power
+
+    lo, hi = 0.0, scale
+    while not detected(hi):
         hi *= 2.0
     for _ in range(60):  # bisection on the change; power grows with it
         mid = (lo + hi) / 2.0
-        if t_test_power(math.floor(effective), mid / max(cv, 1e-12), alpha) >= power:
-            hi = mid
-        else:
-            lo = mid
+        lo, hi = (lo, mid) if detected(mid) else (mid, hi)
     return hi
 
 
