@@ -21,6 +21,13 @@ from typing import Any
 # process that starts Ray, not at import.
 _LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
+# How often (ms) the raylet of a Ray started here evicts objects whose last
+# reference is gone. Ray's default, 1000, batches the frees, so the store holds up
+# to a second of finished batches beyond the pipeline's in-flight work (4-8x the
+# in-flight bound, measured); 0 evicts each object as it is released
+# (docs/performance.md, "Object store"). None leaves Ray's default.
+FREE_OBJECTS_PERIOD_MS: int | None = 0
+
 
 class RayStartError(RuntimeError):
     """Ray could not be started or attached to; the message is one line."""
@@ -35,6 +42,10 @@ class RaySession:
     num_cpus: float
     object_store_bytes: int | None
     cluster: Any = None  # the ray.cluster_utils.Cluster when simulated_nodes >= 2
+    # The eviction period in the cluster's system config, read back from its GCS;
+    # None when not set there (Ray's default, 1000 ms, unless the raylet's
+    # environment sets RAY_free_objects_period_milliseconds).
+    free_objects_period_ms: int | None = None
 
 
 @contextmanager
@@ -44,12 +55,14 @@ def ray_session(
     address: str | None = None,
     include_dashboard: bool = False,
     simulated_nodes: int = 0,
+    free_objects_period_ms: int | None = FREE_OBJECTS_PERIOD_MS,
 ) -> Iterator[RaySession]:
     """Start or attach to Ray for the duration of the block.
 
     ``simulated_nodes >= 2`` starts a ``ray.cluster_utils.Cluster`` on this
     machine instead (a head and ``simulated_nodes - 1`` workers, sharing
     ``num_cpus`` and the object store), for multi-node fault runs.
+    ``free_objects_period_ms`` applies only to a Ray started here.
     """
     import ray
 
@@ -58,8 +71,20 @@ def ray_session(
         yield _describe(address=None, started=False)
         return
     handlers = _signal_handlers()
+    system_config = (
+        {}
+        if free_objects_period_ms is None or address
+        else {"free_objects_period_milliseconds": int(free_objects_period_ms)}
+    )
     try:
-        cluster = _start(num_cpus, object_store_memory, address, include_dashboard, simulated_nodes)
+        cluster = _start(
+            num_cpus,
+            object_store_memory,
+            address,
+            include_dashboard,
+            simulated_nodes,
+            system_config,
+        )
     except Exception as exc:  # Ray raises bare Exception (and others) when it cannot start
         ray.shutdown()  # whatever part of it did start
         _restore_signal_handlers(handlers)
@@ -74,6 +99,7 @@ def ray_session(
             session.num_cpus,
             session.object_store_bytes,
             cluster,
+            session.free_objects_period_ms,
         )
     finally:
         # Stops what we started; for an attached cluster only disconnects the driver.
@@ -88,12 +114,13 @@ def _start(
     address: str | None,
     include_dashboard: bool,
     simulated_nodes: int,
+    system_config: dict[str, Any],
 ) -> Any:
     """Start or attach to Ray; returns the simulated cluster, if one was started."""
     import ray
 
     if simulated_nodes >= 2:
-        return _start_cluster(simulated_nodes, num_cpus, object_store_memory)
+        return _start_cluster(simulated_nodes, num_cpus, object_store_memory, system_config)
     if address:
         _check_reachable(address)
         ray.init(address=address, log_to_driver=False, configure_logging=False)
@@ -109,6 +136,7 @@ def _start(
         dashboard_host="127.0.0.1",
         log_to_driver=False,
         configure_logging=False,
+        _system_config=system_config or None,
     )
     return None
 
@@ -167,7 +195,9 @@ def _restore_signal_handlers(handlers: dict[int, Any]) -> None:
             signal.signal(sig, handler)
 
 
-def _start_cluster(nodes: int, num_cpus: int | None, store: int | None) -> Any:
+def _start_cluster(
+    nodes: int, num_cpus: int | None, store: int | None, system_config: dict[str, Any]
+) -> Any:
     from ray.cluster_utils import Cluster
 
     _loopback_only()
@@ -175,7 +205,9 @@ def _start_cluster(nodes: int, num_cpus: int | None, store: int | None) -> Any:
     per_node: dict[str, Any] = {"num_cpus": cpus, "include_dashboard": False}
     if store:
         per_node["object_store_memory"] = max(store // nodes, 75 * 1024 * 1024)
-    cluster = Cluster(initialize_head=True, head_node_args=per_node)
+    # The system config is the cluster's: given to the head, the other nodes get it from it.
+    head = per_node | ({"_system_config": system_config} if system_config else {})
+    cluster = Cluster(initialize_head=True, head_node_args=head)
     try:
         for _ in range(nodes - 1):
             cluster.add_node(**{k: v for k, v in per_node.items() if k != "include_dashboard"})
@@ -199,4 +231,20 @@ def _describe(address: str | None, started: bool) -> RaySession:
         started_here=started,
         num_cpus=float(resources.get("CPU", 0.0)),
         object_store_bytes=int(store) if store else None,
+        free_objects_period_ms=_free_objects_period_ms(),
     )
+
+
+def _free_objects_period_ms() -> int | None:
+    """The eviction period in the connected cluster's system config, if set there.
+
+    Read from the GCS (``ray._private.state``: Ray has no public reader), so a
+    result records the setting in force also on a cluster this run attached to.
+    """
+    try:
+        from ray._private.state import state
+
+        value = state.get_system_config().get("free_objects_period_milliseconds")
+    except Exception:  # a private API: a change in it costs the record, not the run
+        return None
+    return int(value) if isinstance(value, (int, float)) else None

@@ -109,7 +109,9 @@ class Runner:
                 address=self.address,
                 include_dashboard=ray_spec.include_dashboard,
                 simulated_nodes=ray_spec.simulated_nodes,
+                free_objects_period_ms=ray_spec.free_objects_period_ms,
             ) as session:
+                metadata["ray_free_objects_period_ms"] = session.free_objects_period_ms
                 payload = pending.result()
                 self._cluster = session.cluster
                 if not self.calibration:
@@ -201,6 +203,7 @@ class Runner:
             object_store_memory=ray_spec.object_store_memory,
             address=self.address,
             include_dashboard=ray_spec.include_dashboard,
+            free_objects_period_ms=ray_spec.free_objects_period_ms,
         ):
             probes = search(self.scenario, self._probe_run, self.stop.is_set)
             detection = detection_probe(self.scenario, probes, self._probe_run, self.stop.is_set)

@@ -28,6 +28,7 @@ from harness.overrides import (
     optional,
     text,
 )
+from harness.raysession import FREE_OBJECTS_PERIOD_MS
 from logpipe.batch import CODECS
 from logpipe.generate import MAX_EVENT_SPEED, MIN_EVENT_SPEED
 from logpipe.schema import ANOMALY_KINDS, ERROR_RATE, LATENCY, USER_ACTIVITY
@@ -328,7 +329,8 @@ class WindowsSpec(Spec):
 class RaySpec(Spec):
     """The Ray instance: started locally, or attached to at ``address``.
 
-    When attaching, ``num_cpus`` and ``object_store_memory`` are the cluster's own.
+    When attaching, ``num_cpus``, ``object_store_memory`` and
+    ``free_objects_period_ms`` are the cluster's own.
     """
 
     _path: ClassVar[str] = "ray"
@@ -347,6 +349,11 @@ class RaySpec(Spec):
     # Parse workers and shard actors keep freed memory for reuse instead of returning
     # it to the kernel between batches (logpipe/allocator.py).
     keep_freed_memory: bool = field(default=True, metadata=meta(boolean))
+    # How often the raylet evicts released objects (ms; 0: as each is released;
+    # None: Ray's default, 1000). See harness/raysession.py.
+    free_objects_period_ms: int | None = field(
+        default=FREE_OBJECTS_PERIOD_MS, metadata=meta(optional(integer(0, 60_000)))
+    )
 
     def _validate(self) -> None:
         if self.simulated_nodes == 1:
