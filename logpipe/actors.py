@@ -87,10 +87,14 @@ class JournaledDetector(DetectorActor):
         trigger_batch_id: int,
         prev_pane: Prev = ARRIVAL_ORDER,
     ) -> int:
-        entry = (shard_id, pane, trigger_batch_id, prev_pane)
-        pickle.dump(entry, self._journal, pickle.HIGHEST_PROTOCOL)
+        record = pickle.dumps(
+            (shard_id, pane, trigger_batch_id, prev_pane), pickle.HIGHEST_PROTOCOL
+        )
+        self._journal.write(record)
         self._journal.flush()  # a killed process loses nothing flushed to the OS
-        return super().submit(shard_id, pane, trigger_batch_id, prev_pane)
+        # The journal's bytes give the heap copy of the pane (detector_actor.heap_copy).
+        shard_id, pane, trigger_batch_id, prev_pane = pickle.loads(record)
+        return self._submit_owned(shard_id, pane, trigger_batch_id, prev_pane)
 
     def checkpoint(self) -> None:
         super().checkpoint()

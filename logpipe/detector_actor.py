@@ -13,6 +13,18 @@ from logpipe.sequencer import ARRIVAL_ORDER, Prev
 from logpipe.windows import PaneAggregate, SketchConfig, WindowSpec
 
 
+def heap_copy(pane: PaneAggregate) -> PaneAggregate:
+    """``pane`` with its arrays in this process's memory.
+
+    A pane larger than Ray's inline limit (100 KiB) arrives through the object
+    store, and its numpy arrays (sketch registers) are read zero-copy: while the
+    window holds them they pin the shard's object in the store, where they would
+    count as in-flight work for the whole window. Pickling in-band copies them out.
+    """
+    copied: PaneAggregate = pickle.loads(pickle.dumps(pane, pickle.HIGHEST_PROTOCOL))
+    return copied
+
+
 class DetectorActor:
     """Ray actor body around :class:`DetectorCore`; forwards alerts to the alerting actor.
 
@@ -54,6 +66,12 @@ class DetectorActor:
         trigger_batch_id: int,
         prev_pane: Prev = ARRIVAL_ORDER,
     ) -> int:
+        return self._submit_owned(shard_id, heap_copy(pane), trigger_batch_id, prev_pane)
+
+    def _submit_owned(
+        self, shard_id: int, pane: PaneAggregate, trigger_batch_id: int, prev_pane: Prev
+    ) -> int:
+        """``submit`` for a pane already in this process's memory (see :func:`heap_copy`)."""
         alerts = self.apply(shard_id, pane, trigger_batch_id, prev_pane)
         if self.core.panes_completed - self._checkpointed_at >= self.checkpoint_every:
             self.checkpoint()
