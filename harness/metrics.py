@@ -37,6 +37,18 @@ _DEFS = (
         normalizable=True,
     ),
     MetricDef(
+        "throughput.end_to_end_lines_per_s",
+        "lines/s",
+        "higher",
+        "Lines of the replicate over the wall seconds from its first planned emit time "
+        "to the end of the final flush (every batch aggregated, every pane closed and "
+        "through the detector). Below capacity it follows the offered schedule; above "
+        "it, it is the capacity with the ramp-up, the drain and the flush that "
+        "throughput.lines_per_s leaves out: what `logbench peers` compares with "
+        "engines timed from start to finish. Null for an interrupted replicate.",
+        normalizable=True,
+    ),
+    MetricDef(
         "throughput.mb_per_s",
         "MB/s",
         "higher",
@@ -83,7 +95,9 @@ _DEFS = (
         "sampled just before it started (once earlier frees have settled: three "
         "readings without a fall, at most 2 s). Usage is the raylet's: it includes "
         "objects already released but not yet evicted (the raylet frees them in "
-        "batches, by default once a second), so it is above what is referenced.",
+        "batches every `ray.free_objects_period_ms`: 0, at once, for a Ray that "
+        "logbench starts; Ray's own default is once a second), so it is above what "
+        "is referenced.",
         gated=True,
     ),
     MetricDef(

@@ -268,6 +268,7 @@ class Runner:
             probes.start(origin)
             complete = self._emit(pipe, payload, trace, origin, index, faults)
             outcome = pipe.finish() if complete else pipe.outcome
+            finished_s = self.clock() - origin
             fault_records = faults.finish(pipe, self.clock() - origin)
         series = probes.stop()
         settle()  # work between the pipeline's close and the leak check, which waits for frees
@@ -293,6 +294,9 @@ class Runner:
             series.get("resources.cpu_percent", {}), records, meas.warmup_s
         )
         metrics.update(_bound_metrics(cfg, payload, trace, metrics["object_store.peak_bytes"]))
+        metrics["throughput.end_to_end_lines_per_s"] = (
+            outcome.lines_emitted / finished_s if complete and finished_s > 0 else math.nan
+        )
         metrics["object_store.leaked_bytes"] = float(leaked) if leaked is not None else math.nan
         self.reporter.replicate_finished(index, metrics)
         return Replicate(

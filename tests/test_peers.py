@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from factories import from_samples
 
 from harness import peers
 from harness.payload import build_payload
@@ -85,6 +86,31 @@ def test_busy_fraction_and_ratios() -> None:
     assert out["notes"] == {"naive_ray": "no complete replicate"}
     assert out["pair_ratios"] == {"duckdb": []}  # 2 pipeline replicates against 3: no pairs
     assert peers.render(results).row_count == 4
+
+
+def test_pipeline_rate_is_end_to_end_with_the_steady_rate_beside_it() -> None:
+    result = from_samples(
+        {
+            "throughput.lines_per_s": [500.0, 520.0],
+            "throughput.end_to_end_lines_per_s": [400.0, 410.0],
+            "resources.cpu_busy_fraction": [0.9, 0.95],
+        }
+    )
+    seen: list[Any] = []
+
+    def run(planned: Any, **kwargs: Any) -> Any:
+        seen.append(planned.scenario)
+        return result
+
+    scenario = peers.best_scenario(20_000, 2)
+    out = peers.measure_pipeline("pipeline", scenario, {}, run=run)
+    assert seen == [scenario]
+    assert out.lines_per_s == [400.0, 410.0]
+    assert out.steady_lines_per_s == [500.0, 520.0]
+    assert out.cpu_busy == [0.9, 0.95]
+    duck = peers.PeerResult("duckdb", [200.0, 205.0])
+    body = peers.to_json({"duckdb": duck, "pipeline": out}, 20_000)
+    assert body["steady_lines_per_s"] == {"pipeline": [500.0, 520.0]}
 
 
 def test_pair_ratios_divide_replicate_by_replicate() -> None:

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from harness import api
+from harness.payload import build_payload
+from harness.raysession import FREE_OBJECTS_PERIOD_MS
 from harness.results import load_result
 
 pytestmark = pytest.mark.usefixtures("ray_session")
@@ -32,6 +34,8 @@ def test_result_file_is_valid_and_complete(smoke_result) -> None:
     assert len(cal["samples"]) == 2 * 3 * 3  # cores x rounds x bursts
     assert min(cal["samples"]) <= cal["lines_per_s"] <= max(cal["samples"])
     assert loaded.scenario.settings["generator"]["duration_s"] == 1.0
+    # Read back from the GCS of the Ray the tests started with logbench's default.
+    assert loaded.metadata["ray_free_objects_period_ms"] == FREE_OBJECTS_PERIOD_MS == 0
 
 
 def test_metrics_are_measured_not_empty(smoke_result) -> None:
@@ -58,6 +62,19 @@ def test_metrics_are_measured_not_empty(smoke_result) -> None:
         assert m["object_store.peak_over_bound"] == pytest.approx(
             m["object_store.peak_bytes"] / m["object_store.inflight_bound_bytes"]
         )
+
+
+def test_end_to_end_rate_spans_first_emit_to_final_flush(smoke_result) -> None:
+    result, _ = smoke_result
+    (planned,) = api.plan("scenarios/smoke.py")
+    last_emit_s = float(build_payload(planned.scenario.generator).planned_s[-1])
+    for rep in result.replicates:
+        m = rep.metrics
+        emitted = m["integrity.lines_emitted"]
+        # The flush ends after the last batch's planned emit time and before the
+        # replicate's clock stops (which also covers the samplers' shutdown).
+        assert emitted / rep.duration_s <= m["throughput.end_to_end_lines_per_s"]
+        assert m["throughput.end_to_end_lines_per_s"] < emitted / last_emit_s
 
 
 def test_every_injected_anomaly_is_detected(smoke_result) -> None:
