@@ -36,6 +36,8 @@ from harness.validation.phases import (
     check_stall,
     knob_override,
     run_interleaved,
+    slowdown_pools_short,
+    slowdown_side,
 )
 
 __all__ = ["CHECKS", "add_arguments", "check_noise", "report", "run", "validate"]
@@ -114,11 +116,22 @@ def validate(
             "slow10": [knob_override(knobs.knob_10)],
             "slow20": [knob_override(knobs.knob_20)],
         }
-        log(f"saturated: {counts.blocks} interleaved blocks of {list(conditions)}")
-        pools = run_interleaved(run_fn, conditions, counts.blocks, counts.block_reps, "saturated")
+        log(f"saturated: {counts.blocks}+ interleaved blocks of {list(conditions)}")
+        pools = run_interleaved(
+            run_fn,
+            conditions,
+            counts.blocks,
+            counts.block_reps,
+            "saturated",
+            # The slowdown comparison takes as many replicates as the noise asks for.
+            more=lambda p: "slowdown" in only and slowdown_pools_short(p, counts),
+            max_blocks=counts.max_blocks,
+        )
         baseline = pools["base"]
         if "slowdown" in only:
-            checks.append(check_slowdown(pools, knobs, counts.side)[0])
+            side = slowdown_side(baseline, counts)
+            log(f"slowdown: {side} replicates per side at this noise")
+            checks.append(check_slowdown(pools, knobs, side)[0])
         if "observer" in only:
             checks.append(check_observer(pools))
     if "coordinated_omission" in only:

@@ -19,7 +19,8 @@ from harness.compare import IncompatibleResults, compare
 from harness.results import Replicate, RunResult, ScenarioInfo
 from harness.validate import CHECKS, add_arguments, check_noise, report, validate
 from harness.validation import decide
-from harness.validation.phases import FULL, QUICK, Counts, calibrate_knobs
+from harness.power import replicates_for_change
+from harness.validation.phases import FULL, QUICK, Counts, calibrate_knobs, slowdown_side
 
 THR = "throughput.lines_per_s"
 
@@ -254,6 +255,39 @@ def test_every_check_passes_in_a_well_behaved_world() -> None:
     assert shift == pytest.approx(0.5, abs=0.03)
     assert checks["observer"].figures["observer.cost_pct"] == pytest.approx(0.5, abs=1.0)
     assert checks["noise"].figures["noise.replicates_for_5pct"] == 4
+
+
+def test_slowdown_side_follows_the_noise_within_its_bounds() -> None:
+    counts = Counts(
+        aa_pool=9, side=5, probe_reps=2, blocks=2, block_reps=3, stall_blocks=1, stall_reps=1
+    )
+    quiet = from_samples({THR: [100.0, 100.5, 99.5, 100.2]})
+    assert slowdown_side(quiet, counts) == 5  # never below the configured side
+    rng = np.random.default_rng(1)
+    values = (100.0 * (1 + 0.09 * rng.standard_normal(40))).tolist()
+    noisy = from_samples({THR: values})
+    cv = decide.cv_pct(values) / 100.0
+    expected = replicates_for_change(cv, 0.20, power=0.99)
+    assert expected is not None and 5 < expected < 16
+    assert slowdown_side(noisy, counts) == expected
+    wild = from_samples({THR: [100.0, 160.0, 40.0, 120.0]})
+    assert slowdown_side(wild, counts) == counts.max_side
+    assert slowdown_side(from_samples({THR: [100.0]}), counts) == 5  # no CV yet
+
+
+def test_a_noisy_world_gets_the_replicates_a_20pct_slowdown_needs() -> None:
+    # At 10 % noise, 5 replicates a side call a 20 % slowdown in too few pairs; the
+    # check adds interleaved blocks until its pools hold the side the noise asks for.
+    model = Model(cv=0.10, seed=11)
+    (check,) = validate(model, COUNTS, lambda: 1.0, only=("slowdown",))
+    figs = check.figures
+    side = figs["slowdown.replicates_per_side"]
+    assert isinstance(side, int) and 8 <= side <= COUNTS.max_side
+    assert figs["slowdown.pairs_at_20pct"] >= COUNTS.slowdown_pairs  # type: ignore[operator]
+    assert check.passed, figs
+    # Interleaved unknobbed blocks (calibration runs use probe_reps, not block_reps).
+    blocks = [c for c in model.calls if c == ("saturated", (), COUNTS.block_reps)]
+    assert COUNTS.blocks < len(blocks) <= COUNTS.max_blocks
 
 
 def test_checks_fail_when_the_world_misbehaves() -> None:

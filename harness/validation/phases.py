@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from harness.ab import merge_results
 from harness.compare import compare
+from harness.power import replicates_for_change
 from harness.results import RunResult
 from harness.validation.decide import (
     Check,
@@ -22,6 +23,7 @@ from harness.validation.decide import (
     aligned_pairs,
     cost_ci_pct,
     cost_pct,
+    cv_pct,
     mask_settings,
     median_shift,
     naive_slowdown_knob,
@@ -51,6 +53,12 @@ class Counts:
     stall_blocks: int  # interleaved (no stall, stall) blocks
     stall_reps: int  # replicates per arm per block
     refine_rounds: int = 2  # measured corrections of each fitted slowdown knob, at most
+    # The slowdown comparison's replicates per side follow the unknobbed pool's noise
+    # (slowdown_side), up to max_side; blocks are added, up to max_blocks, until every
+    # pool holds that many plus slowdown_pairs - 1.
+    max_side: int = 16
+    max_blocks: int = 8
+    slowdown_pairs: int = 8
 
 
 FULL = Counts(
@@ -65,7 +73,14 @@ QUICK = Counts(
     stall_blocks=1,
     stall_reps=2,
     refine_rounds=1,
+    max_side=4,
+    max_blocks=2,
 )
+
+# Power the slowdown comparison is sized for: the check asks for >= 90 % of its
+# pairs, so each pair must detect a 20 % slowdown far more often than 90 %.
+SLOWDOWN_POWER = 0.99
+SLOWDOWN_CHANGE = 0.20
 
 
 def check_aa(run: RunFn, counts: Counts) -> tuple[Check, RunResult]:
@@ -161,16 +176,46 @@ def knob_override(us_per_line: float) -> str:
 
 
 def run_interleaved(
-    run: RunFn, conditions: dict[str, list[str]], blocks: int, reps: int, variant: str
+    run: RunFn,
+    conditions: dict[str, list[str]],
+    blocks: int,
+    reps: int,
+    variant: str,
+    more: Callable[[dict[str, RunResult]], bool] = lambda _pools: False,
+    max_blocks: int = 0,
 ) -> dict[str, RunResult]:
-    """Run every condition ``blocks`` times in rotating order (A B C, B C A, ...); merge each."""
+    """Run every condition ``blocks`` times in rotating order (A B C, B C A, ...); merge each.
+
+    Then, while ``more(pools)`` says so, further blocks, up to ``max_blocks`` in all.
+    """
     names = list(conditions)
     parts: dict[str, list[RunResult]] = {n: [] for n in names}
-    for b in range(blocks):
+    b = 0
+    while True:
+        pools = {n: merge_results(parts[n]) for n in names} if b else {}
+        if b >= max(blocks, 1) and (b >= max_blocks or not more(pools)):
+            return pools
         shift = b % len(names)
         for name in names[shift:] + names[:shift]:
             parts[name].append(run(variant, conditions[name], reps))
-    return {n: merge_results(parts[n]) for n in names}
+        b += 1
+
+
+def slowdown_side(base: RunResult, counts: Counts) -> int:
+    """Replicates per side with which a 20 % slowdown is called with 99 % power at the
+    throughput noise of ``base`` (``harness.power``), within ``[counts.side, counts.max_side]``."""
+    cv = cv_pct(base.metric_values(THROUGHPUT))
+    if not math.isfinite(cv):
+        return counts.side
+    needed = replicates_for_change(cv / 100.0, SLOWDOWN_CHANGE, power=SLOWDOWN_POWER)
+    return min(max(counts.side, needed or counts.max_side), max(counts.side, counts.max_side))
+
+
+def slowdown_pools_short(pools: dict[str, RunResult], counts: Counts) -> bool:
+    """True while a pool holds fewer replicates than ``slowdown_pairs`` aligned pairs
+    of :func:`slowdown_side` replicates need."""
+    wanted = slowdown_side(pools["base"], counts) + counts.slowdown_pairs - 1
+    return min(len(p.complete_replicates) for p in pools.values()) < wanted
 
 
 def check_slowdown(
@@ -182,6 +227,8 @@ def check_slowdown(
         "slowdown.knob_us_per_line_at_10pct": knobs.knob_10,
         "slowdown.knob_us_per_line_at_20pct": knobs.knob_20,
         "slowdown.calibration_points": len(knobs.points),
+        "slowdown.replicates_per_side": side,
+        "slowdown.cv_pct": cv_pct(pools["base"].metric_values(THROUGHPUT)),
     }
     rates = {}
     for pct in (10, 20):
@@ -209,7 +256,10 @@ def check_slowdown(
     check = Check(
         "slowdown",
         passed=rates[20] >= 0.90,
-        target="throughput regression called in >= 90% of pairs at a 20% slowdown",
+        target=(
+            "throughput regression called in >= 90% of pairs at a 20% slowdown, "
+            "with the replicates per side the measured noise calls for"
+        ),
         figures=figures,
         detail=(
             f"unknobbed {knobs.t0:,.0f} lines/s; measured (µs/line: slowdown) "
