@@ -16,10 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.compare import IncompatibleResults, compare
+from harness.power import replicates_for_change
 from harness.results import Replicate, RunResult, ScenarioInfo
 from harness.validate import CHECKS, add_arguments, check_noise, report, validate
 from harness.validation import decide
-from harness.power import replicates_for_change
 from harness.validation.phases import FULL, QUICK, Counts, calibrate_knobs, slowdown_side
 
 THR = "throughput.lines_per_s"
