@@ -274,20 +274,7 @@ class Runner:
         settle()  # work between the pipeline's close and the leak check, which waits for frees
         leaked = probes.leaked_bytes()
         records = _records(payload, trace)
-        integrity = (
-            check(
-                outcome.lines_emitted,
-                outcome.lines_parsed,
-                outcome.lines_rejected,
-                outcome.shard_totals,
-                outcome.merged_totals,
-                ctx.reference,
-                outcome.alerts,
-                outcome.detector.get("alerts"),
-            )
-            if complete
-            else {"ok": False, "problems": ["replicate interrupted"]}
-        )
+        integrity = _integrity(ctx, outcome, complete)
         metrics, extra = self._metrics(ctx, records, outcome, trace, origin, integrity)
         metrics.update(probes.summarize(series))
         metrics["resources.cpu_us_per_line"] = measures.cpu_us_per_line(
@@ -444,6 +431,22 @@ def _subscribe(events: PipelineEvents, trace: _Trace, payload: Payload, origin: 
 
     events.batch_emitted.add_listener(on_emitted)
     events.batch_done.add_listener(on_done)
+
+
+def _integrity(ctx: RunContext, outcome: Any, complete: bool) -> dict[str, Any]:
+    """Every line accounted for against the reference (an interrupted replicate is not)."""
+    if not complete:
+        return {"ok": False, "problems": ["replicate interrupted"]}
+    return check(
+        outcome.lines_emitted,
+        outcome.lines_parsed,
+        outcome.lines_rejected,
+        outcome.shard_totals,
+        outcome.merged_totals,
+        ctx.reference,
+        outcome.alerts,
+        outcome.detector.get("alerts"),
+    )
 
 
 def _bound_metrics(
