@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -142,34 +143,48 @@ def test_journaled_detector_replays_held_panes_and_cuts_a_torn_tail(tmp_path) ->
     third._journal.close()
 
 
+def drain_and_read_store(
+    config: PipelineConfig, seed: int, inspect: Callable[[Pipeline], None]
+) -> tuple[float, int, int]:
+    """Push 4 s of 50 000 lines/s (10 000-line batches) through a pipeline and drain
+    it; then, before ``finish``, call ``inspect(pipe)`` and read the store's usage
+    above its level before the run (waiting up to 10 s for it to fall under 5 % of
+    the payload). Returns (bytes held, payload bytes, lines parsed minus lines sent)."""
+    from harness.objstore import StoreStatsReader, wait_for
+
+    cfg = GeneratorConfig(seed=seed, batch_lines=10_000)
+    batches = generate(cfg, rate.Constant(50_000).line_offsets(4.0)).batches
+    payload = sum(len(b.payload) for b in batches)
+    reader = StoreStatsReader()
+    try:
+        before = reader.read().used_bytes
+        with Pipeline(config) as pipe:
+            for b in batches:
+                pipe.submit(b)
+            pipe.drain()
+            inspect(pipe)
+            limit = before + 0.05 * payload
+            held = wait_for(reader, lambda s: s.used_bytes < limit, 10.0).used_bytes - before
+            out = pipe.finish()
+    finally:
+        reader.close()
+    return held, payload, out.lines_parsed - sum(b.meta.line_count for b in batches)
+
+
 def test_drained_pipeline_holds_nothing_in_the_object_store() -> None:
     # Open panes of 20 s hold every row the shards got, and a checkpoint period
     # longer than the stream keeps every batch retained for replay: before rows
     # were copied out of the store and retained batches left it, this held tens of
     # MiB of store memory with nothing in flight.
-    from harness.objstore import StoreStatsReader, wait_for
+    def inspect(pipe: Pipeline) -> None:
+        assert pipe.retained == pipe.submitted_through + 1  # every batch kept for a replay
+        summaries = ray.get([s.summary.remote() for s in pipe.shards])
+        assert sum(s["rows"] for s in summaries) == pipe.outcome.lines_emitted
 
-    cfg = GeneratorConfig(seed=12, batch_lines=10_000)
-    batches = generate(cfg, rate.Constant(50_000).line_offsets(4.0)).batches
     config = PipelineConfig(window=WindowSpec(40_000, 20_000), checkpoint_every=1_000)
-    reader = StoreStatsReader()
-    try:
-        before = reader.read().used_bytes
-        payload = sum(len(b.payload) for b in batches)
-        with Pipeline(config) as pipe:
-            for b in batches:
-                pipe.submit(b)
-            pipe.drain()
-            limit = before + 0.05 * payload
-            held = wait_for(reader, lambda s: s.used_bytes < limit, 10.0).used_bytes - before
-            assert pipe.retained == len(batches)  # every batch still kept for a replay
-            rows = sum(s["rows"] for s in ray.get([s.summary.remote() for s in pipe.shards]))
-            assert rows == sum(b.meta.line_count for b in batches)  # all buffered, none closed
-            out = pipe.finish()
-    finally:
-        reader.close()
+    held, payload, missing = drain_and_read_store(config, 12, inspect)
     assert held < 0.05 * payload, f"{held} bytes held in the store after the drain"
-    assert out.lines_parsed == sum(b.meta.line_count for b in batches)
+    assert missing == 0
 
 
 def test_detector_window_holds_no_object_store_memory() -> None:
@@ -177,28 +192,14 @@ def test_detector_window_holds_no_object_store_memory() -> None:
     # reach the detector through the store, and its 4 s window keeps the last four.
     # Read zero-copy, they pinned the shard's objects for the window's length;
     # copied out on arrival, the store holds nothing once the pipeline is drained.
-    from harness.objstore import StoreStatsReader, wait_for
+    def inspect(pipe: Pipeline) -> None:
+        # Closed panes are in the detector's window while the store is read.
+        assert ray.get(pipe.detector.stats.remote())["panes_completed"] >= 3
 
-    cfg = GeneratorConfig(seed=13, batch_lines=10_000)
-    batches = generate(cfg, rate.Constant(50_000).line_offsets(4.0)).batches
     config = PipelineConfig(sharding="single", n_shards=1, window=WindowSpec(4_000, 1_000))
-    reader = StoreStatsReader()
-    try:
-        before = reader.read().used_bytes
-        payload = sum(len(b.payload) for b in batches)
-        with Pipeline(config) as pipe:
-            for b in batches:
-                pipe.submit(b)
-            pipe.drain()
-            completed = ray.get(pipe.detector.stats.remote())["panes_completed"]
-            limit = before + 0.05 * payload
-            held = wait_for(reader, lambda s: s.used_bytes < limit, 10.0).used_bytes - before
-            out = pipe.finish()
-    finally:
-        reader.close()
-    assert completed >= 3  # closed panes were in the detector's window when the store was read
+    held, payload, missing = drain_and_read_store(config, 13, inspect)
     assert held < 0.05 * payload, f"{held} bytes held in the store after the drain"
-    assert out.lines_parsed == sum(b.meta.line_count for b in batches)
+    assert missing == 0
 
 
 def test_warm_up_parses_outside_the_stream_and_changes_no_count(stream) -> None:
