@@ -12,6 +12,9 @@ Version history (keep in step with ``MIGRATIONS`` and the docs):
   computed the per-metric summary themselves.
 - **1**: adds ``"kind": "logbench.result"`` and stores ``summary`` (computed
   over complete replicates by :meth:`RunResult.create`).
+- **2**: ``scenario.settings.ray.free_objects_period_ms`` is always present
+  (logbench now sets Ray's object-eviction period itself; ``null`` means Ray's
+  own default of 1000 ms, which every version-1 file ran with).
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ __all__ = [
     "write_result",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 RESULT_KIND = "logbench.result"
 
 JSON = dict[str, Any]
@@ -267,8 +270,22 @@ def _v0_to_v1(data: JSON) -> JSON:
     return out
 
 
+def _v1_to_v2(data: JSON) -> JSON:
+    """v1 runs before the eviction setting existed ran with Ray's default period (``null``)."""
+    out = dict(data)
+    scenario = out.get("scenario")
+    if isinstance(scenario, dict) and isinstance(scenario.get("settings"), dict):
+        settings = dict(scenario["settings"])
+        ray = settings.get("ray")
+        if isinstance(ray, dict) and "free_objects_period_ms" not in ray:
+            settings["ray"] = {**ray, "free_objects_period_ms": None}
+        out["scenario"] = {**scenario, "settings": settings}
+    out["schema_version"] = 2
+    return out
+
+
 # from_version -> step producing from_version + 1.
-MIGRATIONS: Mapping[int, Callable[[JSON], JSON]] = {0: _v0_to_v1}
+MIGRATIONS: Mapping[int, Callable[[JSON], JSON]] = {0: _v0_to_v1, 1: _v1_to_v2}
 
 
 def migrate(data: Any) -> Any:

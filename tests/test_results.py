@@ -307,6 +307,34 @@ def test_migration_validates_broken_v0(tmp_path: Path) -> None:
         load_result(write_json(tmp_path, d))
 
 
+def version_1_dict(ray: dict[str, Any] | None) -> dict[str, Any]:
+    """A version-1 result, whose settings predate ``ray.free_objects_period_ms``."""
+    settings: dict[str, Any] = {"generator": {"seed": 1}}
+    if ray is not None:
+        settings["ray"] = ray
+    d = as_dict(make_result([{"throughput.lines_per_s": 100.0}], settings=settings))
+    d["schema_version"] = 1
+    return d
+
+
+def test_migration_from_version_1_records_rays_default_eviction_period(tmp_path: Path) -> None:
+    assert 1 in MIGRATIONS
+    old = version_1_dict({"object_store_memory": 268435456})
+    loaded = load_result(write_json(tmp_path, old))
+    assert loaded.scenario.settings["ray"] == {
+        "object_store_memory": 268435456,
+        "free_objects_period_ms": None,
+    }
+    assert old["scenario"]["settings"]["ray"] == {"object_store_memory": 268435456}  # not mutated
+
+
+def test_migration_from_version_1_keeps_a_recorded_period_and_settings_without_ray() -> None:
+    kept = migrate(version_1_dict({"free_objects_period_ms": 0}))
+    assert kept["scenario"]["settings"]["ray"] == {"free_objects_period_ms": 0}
+    bare = migrate(version_1_dict(None))
+    assert bare["schema_version"] == SCHEMA_VERSION and "ray" not in bare["scenario"]["settings"]
+
+
 def test_unsupported_old_version() -> None:
     d = as_dict()
     d["schema_version"] = -1
