@@ -272,7 +272,6 @@ class Runner:
             fault_records = faults.finish(pipe, self.clock() - origin)
         series = probes.stop()
         settle()  # work between the pipeline's close and the leak check, which waits for frees
-        leaked = probes.leaked_bytes()
         records = _records(payload, trace)
         integrity = _integrity(ctx, outcome, complete)
         metrics, extra = self._metrics(ctx, records, outcome, trace, origin, integrity)
@@ -281,10 +280,7 @@ class Runner:
             series.get("resources.cpu_percent", {}), records, meas.warmup_s
         )
         metrics.update(_bound_metrics(cfg, payload, trace, metrics["object_store.peak_bytes"]))
-        metrics["throughput.end_to_end_lines_per_s"] = (
-            outcome.lines_emitted / finished_s if complete and finished_s > 0 else math.nan
-        )
-        metrics["object_store.leaked_bytes"] = float(leaked) if leaked is not None else math.nan
+        metrics.update(_closing_metrics(outcome, complete, finished_s, probes.leaked_bytes()))
         self.reporter.replicate_finished(index, metrics)
         return Replicate(
             index=index,
@@ -300,11 +296,7 @@ class Runner:
             shards={"lines": [s["rows"] for s in outcome.shard_summaries]},
             faults=tuple(fault_records),
             integrity=integrity,
-            rejections={
-                "reasons": dict(outcome.reasons),
-                "batch_errors": dict(outcome.batch_errors),
-                "dead_letters": outcome.dead_letters,
-            },
+            rejections=_rejections(outcome),
         )
 
     def _emit(
@@ -431,6 +423,27 @@ def _subscribe(events: PipelineEvents, trace: _Trace, payload: Payload, origin: 
 
     events.batch_emitted.add_listener(on_emitted)
     events.batch_done.add_listener(on_done)
+
+
+def _closing_metrics(
+    outcome: Any, complete: bool, finished_s: float, leaked: int | None
+) -> dict[str, float]:
+    """The replicate as a whole: first emit to final flush, and what the store kept after."""
+    return {
+        "throughput.end_to_end_lines_per_s": (
+            outcome.lines_emitted / finished_s if complete and finished_s > 0 else math.nan
+        ),
+        "object_store.leaked_bytes": float(leaked) if leaked is not None else math.nan,
+    }
+
+
+def _rejections(outcome: Any) -> dict[str, Any]:
+    """Why lines or batches were not aggregated (every line is accounted for)."""
+    return {
+        "reasons": dict(outcome.reasons),
+        "batch_errors": dict(outcome.batch_errors),
+        "dead_letters": outcome.dead_letters,
+    }
 
 
 def _integrity(ctx: RunContext, outcome: Any, complete: bool) -> dict[str, Any]:
