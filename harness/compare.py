@@ -119,25 +119,22 @@ def compare(
     adjusted = holm(raw_p)
     rng = np.random.default_rng(seed)
     verdicts = []
-    tolerances: dict[str, float] = {}
+    tolerances = {d.name: _tolerance(tolerance, d.name) for d in defs}
     for d in defs:
-        tol = _tolerance(tolerance, d.name)
-        tolerances[d.name] = tol
         b, c = samples[d.name]
-        in_family = d.name in adjusted
         verdicts.append(
             verdict(
                 b,
                 c,
                 d.direction or "",
-                tolerance=tol,
+                tolerance=tolerances[d.name],
                 alpha=alpha,
                 max_cv=max_cv,
                 confidence=confidence,
                 n_boot=n_boot,
                 rng=rng,
                 name=d.name,
-                family=len(adjusted) if in_family else 1,
+                family=len(adjusted) if d.name in adjusted else 1,
                 adjusted_p=adjusted.get(d.name),
             )
         )
