@@ -22,13 +22,8 @@ from logpipe.hashing import hash_strings
 from logpipe.heavy_hitters import HeavyHitters
 from logpipe.schema import PARSED_SCHEMA
 from logpipe.sketches import DistinctSketch, QuantileSketch
-from logpipe.windows import (
-    PaneAggregate,
-    SlidingWindow,
-    WindowSpec,
-    aggregate_records,
-    aggregate_table,
-)
+from logpipe.sliding import SlidingWindow
+from logpipe.windows import PaneAggregate, WindowSpec, aggregate_records, aggregate_table
 
 ROWS = 10_000
 PANE_MS = 1_000

@@ -26,7 +26,8 @@ from typing import Any
 from logpipe import schema
 from logpipe.baselines import EwmaBaselines
 from logpipe.sequencer import ARRIVAL_ORDER, PaneSequencer, Prev
-from logpipe.windows import PaneAggregate, SketchConfig, SlidingWindow, WindowSpec, WindowView
+from logpipe.sliding import SlidingWindow, WindowView
+from logpipe.windows import PaneAggregate, SketchConfig, WindowSpec
 
 
 @dataclass(frozen=True)
