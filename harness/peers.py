@@ -52,6 +52,8 @@ from logpipe.batch import decode
 from logpipe.parse_rules import endpoint_of
 
 PEERS = ("duckdb", "python", "naive_ray")
+# The peers timed between the pipeline's replicates, one run of each per replicate.
+PAIRED = ("duckdb", "python")
 WINDOW_MS = 10_000
 # Far above what 2 cores sustain: the pipeline runs flat out, throughput = capacity.
 # The input is emitted within max(lines / OFFERED_RATE, 2 * WARMUP_S) seconds.
@@ -225,13 +227,11 @@ def timed(fn: Callable[[], Any], lines: int, clock: Callable[[], float] = time.p
     return lines / wall, busy_fraction(cpu0, cpu1)
 
 
-def measure_local(name: str, fn: Callable[[], Any], lines: int, replicates: int) -> PeerResult:
-    out = PeerResult(name)
-    for _ in range(replicates):
-        rate, busy = timed(fn, lines)
-        out.lines_per_s.append(rate)
-        out.cpu_busy.append(busy)
-    return out
+def sample(into: PeerResult, fn: Callable[[], Any], lines: int) -> None:
+    """Time ``fn`` once; append its rate and CPU busy fraction to ``into``."""
+    rate, busy = timed(fn, lines)
+    into.lines_per_s.append(rate)
+    into.cpu_busy.append(busy)
 
 
 def measure_pipeline(
@@ -275,29 +275,29 @@ def run_all(
 ) -> dict[str, PeerResult]:
     """Measure every implementation on the same generated input.
 
-    DuckDB and the pipeline alternate, one replicate each (D P D P ...): the machine's
-    speed drifts by more than their difference within minutes (docs/performance.md),
-    and alternating makes the drift hit both alike. Plain Python and the naive design,
-    an order of magnitude slower, run one after the other before them.
+    DuckDB, plain Python and the pipeline alternate, one replicate each
+    (D Py P D Py P ...): the machine's speed drifts by more than their difference
+    within minutes (docs/performance.md), and alternating makes the drift hit all of
+    them alike. The naive design, a pipeline run of its own, goes before them.
     """
     best = best_scenario(lines, replicates, batch_lines)
     raw = raw_text(best)
     n = raw.count(b"\n")
-    duck = PeerResult("duckdb")
-    results: dict[str, PeerResult] = {"duckdb": duck}
+    duck, python = PeerResult("duckdb"), PeerResult("python")
+    results: dict[str, PeerResult] = {"duckdb": duck, "python": python}
+    have_duck = duckdb_available()
+    if not have_duck:
+        duck.note = "skipped: duckdb not installed (peers extra)"
     with tempfile.TemporaryDirectory(prefix="logbench-peers-") as tmp:
         path = Path(tmp) / "access.log"
         path.write_bytes(raw)
 
-        def duck_once() -> None:
-            rate, busy = timed(lambda: duckdb_counts(path), n)
-            duck.lines_per_s.append(rate)
-            duck.cpu_busy.append(busy)
+        def peers_once() -> None:
+            if have_duck:
+                sample(duck, lambda: duckdb_counts(path), n)
+            sample(python, lambda: python_counts(raw), n)
 
-        reporter = interleaving_reporter(duck_once) if duckdb_available() else None
-        if reporter is None:
-            duck.note = "skipped: duckdb not installed (peers extra)"
-        results["python"] = measure_local("python", lambda: python_counts(raw), n, replicates)
+        reporter = interleaving_reporter(peers_once)
         # One Ray for both pipeline runs (the runner reuses an initialised Ray); a
         # private local instance, as for `logbench run`.
         with ray_session(best.ray.num_cpus or os.cpu_count(), best.ray.object_store_memory):
@@ -339,8 +339,8 @@ def to_json(
             k: r.steady_lines_per_s for k, r in results.items() if r.steady_lines_per_s
         },
         "ratios": ratios(results),
-        # DuckDB alternated with the pipeline: the ratio of each pair of replicates.
-        "pair_ratios": {"duckdb": pair_ratios(results)},
+        # DuckDB and Python alternated with the pipeline: each pair of replicates' ratio.
+        "pair_ratios": {peer: pair_ratios(results, peer) for peer in PAIRED if peer in results},
         "cpu_busy": {k: r.cpu_busy for k, r in results.items()},
         "notes": {k: r.note for k, r in results.items() if r.note},
     }
@@ -404,9 +404,10 @@ def run(args: argparse.Namespace) -> int:
     results = run_all(args.lines, args.replicates, calibrate(), args.batch_lines)
     console = Console()
     console.print(render(results))
-    pairs = pair_ratios(results)
-    if pairs:
-        console.print(f"pipeline / duckdb, alternating replicates: {_fmt(pairs, spec='.2f')}x")
+    for peer in PAIRED:
+        pairs = pair_ratios(results, peer)
+        if pairs:
+            console.print(f"pipeline / {peer}, alternating replicates: {_fmt(pairs, spec='.2f')}x")
     if args.json is not None:
         body = to_json(results, args.lines, args.batch_lines)
         args.json.write_text(json.dumps(body, indent=2) + "\n")
@@ -414,6 +415,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 __all__ = [
+    "PAIRED",
     "PEERS",
     "PeerResult",
     "add_arguments",
@@ -428,5 +430,6 @@ __all__ = [
     "render",
     "run",
     "run_all",
+    "sample",
     "to_json",
 ]

@@ -84,7 +84,8 @@ def test_busy_fraction_and_ratios() -> None:
     assert out["ratios"] == {"duckdb": 2.0, "python": 8.0, "naive_ray": None}
     assert out["lines_per_s"]["duckdb"] == [100.0, 300.0, 200.0]
     assert out["notes"] == {"naive_ray": "no complete replicate"}
-    assert out["pair_ratios"] == {"duckdb": []}  # 2 pipeline replicates against 3: no pairs
+    # 2 pipeline replicates against 3 and 1: no pairs
+    assert out["pair_ratios"] == {"duckdb": [], "python": []}
     assert peers.render(results).row_count == 4
 
 
@@ -119,6 +120,17 @@ def test_pair_ratios_divide_replicate_by_replicate() -> None:
         "pipeline": peers.PeerResult("pipeline", [150.0, 200.0, 200.0]),
     }
     assert peers.pair_ratios(results) == pytest.approx([1.5, 1.0, 0.5])
+    results["python"] = peers.PeerResult("python", [15.0, 20.0, 40.0])
+    assert peers.pair_ratios(results, "python") == pytest.approx([10.0, 10.0, 5.0])
+    assert peers.to_json(results, 1000)["pair_ratios"]["python"] == pytest.approx([10, 10, 5])
+
+
+def test_sample_appends_one_timed_run() -> None:
+    into = peers.PeerResult("python", [1.0], cpu_busy=[0.5])
+    calls: list[int] = []
+    peers.sample(into, lambda: calls.append(1), 1000)
+    assert calls == [1] and len(into.lines_per_s) == 2 and len(into.cpu_busy) == 2
+    assert into.lines_per_s[1] > 0 and 0.0 <= into.cpu_busy[1] <= 1.0
 
 
 def test_interleaving_reporter_runs_the_peer_as_each_replicate_starts() -> None:
