@@ -272,6 +272,7 @@ class Runner:
             fault_records = faults.finish(pipe, self.clock() - origin)
         series = probes.stop()
         settle()  # work between the pipeline's close and the leak check, which waits for frees
+        leaked = probes.leaked_bytes()
         records = _records(payload, trace)
         integrity = _integrity(ctx, outcome, complete)
         metrics, extra = self._metrics(ctx, records, outcome, trace, origin, integrity)
@@ -280,7 +281,7 @@ class Runner:
             series.get("resources.cpu_percent", {}), records, meas.warmup_s
         )
         metrics.update(_bound_metrics(cfg, payload, trace, metrics["object_store.peak_bytes"]))
-        metrics.update(_closing_metrics(outcome, complete, finished_s, probes.leaked_bytes()))
+        metrics.update(_closing_metrics(outcome, complete, finished_s, leaked))
         self.reporter.replicate_finished(index, metrics)
         return Replicate(
             index=index,
